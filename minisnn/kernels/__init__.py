@@ -1,0 +1,1 @@
+"""Numba-jitted inner loops: the only places where the engine loops over elements."""

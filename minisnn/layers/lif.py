@@ -1,0 +1,70 @@
+"""Leaky integrate-and-fire neurons: the only recurrent thing in a feed-forward SNN."""
+import numpy as np
+
+from ..kernels.lif import lif_scan_backward, lif_scan_forward
+from ..surrogate import get_surrogate
+from .base import Layer
+
+_NO_FROZEN = np.zeros((0, 0))
+
+
+class LIF(Layer):
+    """LIF neurons scanned over time (equations in ``kernels/lif.py``).
+
+    x ``[T, B, ...]`` input currents -> spikes ``[T, B, ...]`` (0/1, or the smooth stand-in when
+    ``smooth`` is set for gradient checks). The state starts at zero for every sequence.
+
+    Parameters
+    ----------
+    leak : λ in u_t = λ·v_{t−1} + I_t.
+    threshold : θ; a spike when u_t > θ.
+    reset : "soft" (v = u − θ·o) or "hard" (v = u·(1 − o)).
+    detach_reset : drop the reset's dependence on u from the gradient (the reference's choice).
+    surrogate : name, dict or Surrogate for dH/dx.
+    """
+
+    def __init__(self, leak=0.99, threshold=1.0, reset="soft", detach_reset=True, surrogate="triangle"):
+        super().__init__()
+        if reset not in ("soft", "hard"):
+            raise ValueError(f"reset must be 'soft' or 'hard', got {reset!r}")
+        if not 0.0 <= leak <= 1.0:
+            raise ValueError(f"leak must be in [0, 1], got {leak}")
+        if not threshold > 0:
+            raise ValueError(f"threshold must be positive, got {threshold}")
+        self.leak, self.threshold = float(leak), float(threshold)
+        self.reset, self.detach_reset = reset, bool(detach_reset)
+        self.surrogate = get_surrogate(surrogate)
+        self.smooth = False          # gradient checks: F(x) in place of H(x)
+        self.frozen_reset = None     # gradient checks: fixed r_t, a detached reset made explicit
+        self._saved_spikes = self._saved_membrane = None
+        self.last_spikes = None      # kept after forward for recording and analyses
+
+    def _scalars(self, dtype):
+        cast = np.dtype(dtype).type
+        sg = self.surrogate
+        return cast(self.leak), cast(self.threshold), self.reset == "hard", sg.kind, cast(sg.height), cast(sg.width)
+
+    def forward(self, x, train=True):
+        shape = x.shape
+        current = np.ascontiguousarray(x.reshape(shape[0], -1))
+        leak, theta, hard, kind, h, w = self._scalars(current.dtype)
+        frozen = _NO_FROZEN.astype(current.dtype) if self.frozen_reset is None else \
+            np.ascontiguousarray(self.frozen_reset.reshape(current.shape), dtype=current.dtype)
+        spikes, membrane = lif_scan_forward(current, leak, theta, hard, self.smooth, kind, h, w, frozen)
+        self._saved_spikes, self._saved_membrane = spikes, membrane
+        spikes = spikes.reshape(shape)
+        self.last_spikes = spikes
+        return spikes
+
+    def backward(self, dy):
+        """∂L/∂I from ∂L/∂o by the reverse-time scan ``lif_scan_backward``."""
+        shape = dy.shape
+        grad = np.ascontiguousarray(dy.reshape(shape[0], -1), dtype=self._saved_membrane.dtype)
+        leak, theta, hard, kind, h, w = self._scalars(grad.dtype)
+        dx = lif_scan_backward(grad, self._saved_membrane, self._saved_spikes, leak, theta, hard,
+                               self.detach_reset, kind, h, w)
+        return dx.reshape(shape)
+
+    def __repr__(self):
+        return (f"LIF(leak={self.leak:g}, threshold={self.threshold:g}, reset={self.reset!r}, "
+                f"detach_reset={self.detach_reset}, surrogate={self.surrogate!r})")

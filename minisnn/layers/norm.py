@@ -1,0 +1,172 @@
+"""Normalisation layers: BNTT (per time step), BatchNorm (shared over time), LayerNorm.
+
+All take ``[T, B, C]`` or ``[T, B, C, H, W]`` and normalise the channel axis 2.
+"""
+import numpy as np
+
+from ..kernels.norm import bntt_backward, bntt_forward
+from .base import Layer, Parameter
+
+EPS = 1e-4
+MOMENTUM = 0.1
+
+
+def _as_tbcs(x):
+    """View ``[T, B, C, ...]`` as ``[T, B, C, S]``."""
+    return x.reshape(x.shape[0], x.shape[1], x.shape[2], -1)
+
+
+def _update_running(running_mean, running_var, mean, var, count):
+    """r ← (1 − m)·r + m·batch, with the unbiased variance for the running value."""
+    unbiased = var * (count / max(count - 1, 1))
+    running_mean *= 1.0 - MOMENTUM
+    running_mean += MOMENTUM * mean
+    running_var *= 1.0 - MOMENTUM
+    running_var += MOMENTUM * unbiased
+
+
+class BNTT(Layer):
+    """Batch Normalization Through Time (Kim & Panda 2021).
+
+    Step t has its own γ_t and its own statistics (no β):
+
+        y_t = γ_t·(x_t − μ_t)/√(σ²_t + ε)
+
+    Training uses the batch statistics of step t (over batch and space); evaluation uses the
+    running statistics of step t. γ ``[T, C]``, running mean/var ``[T, C]``. An input with fewer
+    than T steps uses the first ones (early exit).
+    """
+
+    def __init__(self, T, channels, dtype=np.float32):
+        super().__init__()
+        self.T, self.channels = T, channels
+        self.gamma = Parameter(np.ones((T, channels), dtype=dtype))
+        self._params["gamma"] = self.gamma
+        self.running_mean = np.zeros((T, channels), dtype=dtype)
+        self.running_var = np.ones((T, channels), dtype=dtype)
+        self._buffers.update(running_mean=self.running_mean, running_var=self.running_var)
+        self._saved = None
+
+    def forward(self, x, train=True):
+        T = x.shape[0]
+        if T > self.T:
+            raise ValueError(f"BNTT was built for {self.T} time steps, got an input with {T}")
+        if x.shape[2] != self.channels:
+            raise ValueError(f"BNTT expects {self.channels} channels, got shape {x.shape}")
+        gamma = self.gamma.data[:T]
+        x4 = np.ascontiguousarray(_as_tbcs(x))
+        if train:
+            y, xhat, mean, var = bntt_forward(x4, gamma, EPS)
+            _update_running(self.running_mean[:T], self.running_var[:T], mean, var, x4.shape[1] * x4.shape[3])
+            self._saved = (xhat, var, T)
+            return y.reshape(x.shape)
+        # evaluation: fixed statistics, so y is an affine map of x and dx = γ_t/√(r_t + ε)·dy
+        scale = (gamma / np.sqrt(self.running_var[:T] + EPS)).astype(x.dtype)
+        self._saved = (None, scale, T)
+        return ((x4 - self.running_mean[:T, None, :, None]) * scale[:, None, :, None]).reshape(x.shape)
+
+    def backward(self, dy):
+        xhat, var_or_scale, T = self._saved
+        dy4 = np.ascontiguousarray(_as_tbcs(dy))
+        if xhat is None:   # evaluation mode (e.g. FGSM): no gradient to γ is needed
+            return (dy4 * var_or_scale[:, None, :, None]).reshape(dy.shape)
+        dx, dgamma = bntt_backward(dy4, xhat, self.gamma.data[:T], var_or_scale, EPS)
+        self.gamma.grad[:T] += dgamma.astype(self.gamma.grad.dtype)
+        return dx.reshape(dy.shape)
+
+    def clear(self):
+        self._saved = None
+
+    def __repr__(self):
+        return f"BNTT(T={self.T}, channels={self.channels})"
+
+
+class BatchNorm(Layer):
+    """Standard BN on input currents, one (γ, β, statistics) shared by all time steps
+    (the baseline of Ledinauskas et al. 2020): statistics over time, batch and space.
+
+        y = γ·(x − μ)/√(σ² + ε) + β
+    """
+
+    def __init__(self, channels, dtype=np.float32):
+        super().__init__()
+        self.channels = channels
+        self.gamma = Parameter(np.ones(channels, dtype=dtype))
+        self.beta = Parameter(np.zeros(channels, dtype=dtype))
+        self._params.update(gamma=self.gamma, beta=self.beta)
+        self.running_mean = np.zeros(channels, dtype=dtype)
+        self.running_var = np.ones(channels, dtype=dtype)
+        self._buffers.update(running_mean=self.running_mean, running_var=self.running_var)
+        self._saved = None
+
+    def forward(self, x, train=True):
+        x4 = np.ascontiguousarray(_as_tbcs(x))
+        shared = x4.reshape(1, -1, x4.shape[2], x4.shape[3])   # time folded into the batch
+        beta = self.beta.data[None, None, :, None]
+        if train:
+            y, xhat, mean, var = bntt_forward(shared, self.gamma.data[None], EPS)
+            _update_running(self.running_mean, self.running_var, mean[0], var[0], shared.shape[1] * shared.shape[3])
+            self._saved = (xhat, var)
+            return (y + beta).reshape(x.shape).astype(x.dtype, copy=False)
+        scale = (self.gamma.data / np.sqrt(self.running_var + EPS)).astype(x.dtype)
+        self._saved = (None, scale)
+        y = (x4 - self.running_mean[None, None, :, None]) * scale[None, None, :, None] + beta
+        return y.reshape(x.shape)
+
+    def backward(self, dy):
+        xhat, var_or_scale = self._saved
+        dy4 = np.ascontiguousarray(_as_tbcs(dy))
+        if xhat is None:
+            return (dy4 * var_or_scale[None, None, :, None]).reshape(dy.shape)
+        self.beta.grad += dy4.sum(axis=(0, 1, 3)).astype(self.beta.grad.dtype)
+        shared = dy4.reshape(1, -1, dy4.shape[2], dy4.shape[3])
+        dx, dgamma = bntt_backward(shared, xhat, self.gamma.data[None], var_or_scale, EPS)
+        self.gamma.grad += dgamma[0].astype(self.gamma.grad.dtype)
+        return dx.reshape(dy.shape)
+
+    def clear(self):
+        self._saved = None
+
+    def __repr__(self):
+        return f"BatchNorm(channels={self.channels})"
+
+
+class LayerNorm(Layer):
+    """Normalise each sample at each step over its features (C and space), then γ_c, β_c.
+
+        x̂ = (x − mean_f x)/√(var_f x + ε),   y = γ·x̂ + β
+        dx = (1/√(var+ε))·(g − mean_f g − x̂·mean_f(g·x̂)),   g = γ·dy
+    The same in training and evaluation.
+    """
+
+    def __init__(self, channels, dtype=np.float32):
+        super().__init__()
+        self.channels = channels
+        self.gamma = Parameter(np.ones(channels, dtype=dtype))
+        self.beta = Parameter(np.zeros(channels, dtype=dtype))
+        self._params.update(gamma=self.gamma, beta=self.beta)
+        self._saved = None
+
+    def forward(self, x, train=True):
+        x4 = _as_tbcs(x)
+        mean = x4.mean(axis=(2, 3), keepdims=True)
+        inv_std = 1.0 / np.sqrt(x4.var(axis=(2, 3), keepdims=True) + EPS)
+        xhat = (x4 - mean) * inv_std
+        self._saved = (xhat, inv_std)
+        y = xhat * self.gamma.data[:, None] + self.beta.data[:, None]
+        return y.reshape(x.shape).astype(x.dtype, copy=False)
+
+    def backward(self, dy):
+        xhat, inv_std = self._saved
+        dy4 = _as_tbcs(dy)
+        self.gamma.grad += (dy4 * xhat).sum(axis=(0, 1, 3)).astype(self.gamma.grad.dtype)
+        self.beta.grad += dy4.sum(axis=(0, 1, 3)).astype(self.beta.grad.dtype)
+        g = dy4 * self.gamma.data[:, None]
+        dx = inv_std * (g - g.mean(axis=(2, 3), keepdims=True) - xhat * (g * xhat).mean(axis=(2, 3), keepdims=True))
+        return dx.reshape(dy.shape).astype(dy.dtype, copy=False)
+
+    def clear(self):
+        self._saved = None
+
+    def __repr__(self):
+        return f"LayerNorm(channels={self.channels})"

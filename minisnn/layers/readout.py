@@ -1,0 +1,38 @@
+"""The output layer: a membrane that only accumulates — no leak, no threshold, no spikes."""
+import numpy as np
+
+from ..init import xavier_uniform
+from .base import Layer, Parameter
+
+
+class Readout(Layer):
+    """Class scores from the time-averaged input:
+
+        z = (1/T)·Σ_t W·o_t = W·ō,   ō = mean_t o_t
+
+    x ``[T, B, in]`` -> z ``[B, out]``; W ``[out, in]``. Averaging before the product makes it one
+    small GEMM. Backward: dW = dzᵀ·ō, and every step receives the same ∂L/∂o_t = (1/T)·dz·W.
+    """
+
+    def __init__(self, in_features, out_features, rng=None, dtype=np.float32):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Parameter(xavier_uniform((out_features, in_features), rng=rng, dtype=dtype))
+        self._params["weight"] = self.weight
+        self._saved_mean = None
+        self._saved_T = None
+
+    def forward(self, x, train=True):
+        x = x.reshape(x.shape[0], x.shape[1], -1)
+        self._saved_T = x.shape[0]
+        self._saved_mean = x.mean(axis=0, dtype=np.float64).astype(x.dtype)
+        return self._saved_mean @ self.weight.data.T
+
+    def backward(self, dz):
+        T = self._saved_T
+        self.weight.grad += dz.T @ self._saved_mean
+        dmean = (dz @ self.weight.data) / T
+        return np.broadcast_to(dmean, (T,) + dmean.shape).copy()
+
+    def __repr__(self):
+        return f"Readout({self.in_features}, {self.out_features})"

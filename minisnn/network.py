@@ -1,0 +1,76 @@
+"""Sequential: forward through the layers, backward through them in reverse."""
+import numpy as np
+
+from .layers.lif import LIF
+
+
+class Sequential:
+    """A feed-forward SNN. ``forward(x[T, B, ...]) -> logits [B, classes]``;
+    ``backward(dlogits) -> dx [T, B, ...]`` fills every parameter's ``.grad``.
+
+    ``spec`` (optional) records how the network was built, so a checkpoint can rebuild it.
+    """
+
+    def __init__(self, *layers, spec=None):
+        self.layers = list(layers)
+        self.spec = spec
+
+    def forward(self, x, train=True):
+        for layer in self.layers:
+            x = layer.forward(x, train=train)
+        return x
+
+    __call__ = forward
+
+    def backward(self, dy):
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+    def clear(self):
+        """Free what the layers kept for backward."""
+        for layer in self.layers:
+            layer.clear()
+
+    def named_parameters(self):
+        for i, layer in enumerate(self.layers):
+            for name, p in layer.named_parameters():
+                yield f"{i}.{name}", p
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad[...] = 0
+
+    def lif_layers(self):
+        return [layer for layer in self.layers if isinstance(layer, LIF)]
+
+    def state_dict(self):
+        """Name -> array copy, for parameters and buffers (running statistics)."""
+        state = {name: p.data.copy() for name, p in self.named_parameters()}
+        for i, layer in enumerate(self.layers):
+            for name, buf in layer.buffers().items():
+                state[f"{i}.{name}"] = buf.copy()
+        return state
+
+    def load_state_dict(self, state):
+        """Copy arrays in place; every key must be present with the right shape."""
+        targets = {name: p.data for name, p in self.named_parameters()}
+        for i, layer in enumerate(self.layers):
+            for name, buf in layer.buffers().items():
+                targets[f"{i}.{name}"] = buf
+        missing = sorted(set(targets) - set(state))
+        unexpected = sorted(set(state) - set(targets))
+        if missing or unexpected:
+            raise ValueError(f"state dict does not match the network: missing {missing}, unexpected {unexpected}")
+        for name, target in targets.items():
+            value = np.asarray(state[name])
+            if value.shape != target.shape:
+                raise ValueError(f"state dict entry {name!r} has shape {value.shape}, the network expects {target.shape}")
+            target[...] = value
+
+    def __repr__(self):
+        body = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential(\n{body}\n)"

@@ -1,0 +1,44 @@
+"""SGD with momentum and weight decay (PyTorch semantics) and the step schedule."""
+import numpy as np
+
+
+class SGD:
+    """buf ← μ·buf + (g + wd·w);   w ← w − lr·buf   (buf starts at zero, so buf₁ = g₁ + wd·w)."""
+
+    def __init__(self, params, lr, momentum=0.9, weight_decay=0.0):
+        if lr <= 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"need lr > 0, momentum >= 0, weight_decay >= 0; got {lr}, {momentum}, {weight_decay}")
+        self.params = list(params)
+        self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
+        self.buffers = [np.zeros_like(p.data) for p in self.params]
+
+    def step(self):
+        for p, buf in zip(self.params, self.buffers):
+            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
+            buf *= self.momentum
+            buf += g
+            p.data -= self.lr * buf
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad[...] = 0
+
+    def state_dict(self):
+        return {f"momentum.{i}": b.copy() for i, b in enumerate(self.buffers)} | {"lr": np.array(self.lr)}
+
+    def load_state_dict(self, state):
+        for i, b in enumerate(self.buffers):
+            value = state[f"momentum.{i}"]
+            if value.shape != b.shape:
+                raise ValueError(f"optimizer state momentum.{i} has shape {value.shape}, expected {b.shape}")
+            b[...] = value
+        self.lr = float(state["lr"])
+
+
+def step_schedule(base_lr, epoch, epochs, milestones=(0.5, 0.7, 0.9)):
+    """Learning rate of ``epoch`` (0-based): ÷10 at 50 %, 70 % and 90 % of the epochs.
+
+    As in the reference, a milestone is the epoch ``int(m·epochs)``; it is never the first one.
+    """
+    drops = sum(epoch >= max(1, int(m * epochs)) for m in milestones)
+    return base_lr * 0.1 ** drops
