@@ -1,0 +1,101 @@
+"""2-D convolution, time folded into the batch: one GEMM per chunk of T·B images."""
+import numpy as np
+
+from ..init import xavier_uniform
+from ..kernels.im2col import col2im, im2col, output_size
+from .base import Layer, Parameter
+
+# Images per GEMM are chosen so that a chunk's column matrix holds about this many elements
+# (32 MiB in float32): large enough for an efficient GEMM, small enough that the transient
+# column matrix never dominates memory (for VGG9's first 64-channel layer the whole batch at
+# T=25, B=16 would need ~0.9 GiB).
+CHUNK_ELEMENTS = 1 << 23
+
+
+class Conv2d(Layer):
+    """Cross-correlation with a k×k kernel, stride s and zero padding p, at every time step:
+
+        y_t[b, o, i, j] = Σ_{c,a,b'} W[o, c, a, b'] · x_t[b, c, s·i + a − p, s·j + b' − p]  (+ bias[o])
+
+    x ``[T, B, C_in, H, W]`` -> y ``[T, B, C_out, H_o, W_o]``, H_o = ⌊(H + 2p − k)/s⌋ + 1.
+    W ``[C_out, C_in, k, k]``, Xavier-uniform (gain 2); no bias by default.
+
+    The T·B images are one batch: with X_col = im2col(x) (``kernels/im2col.py``) and
+    W₂ = W reshaped ``[C_out, C_in·k·k]``, the forward pass is Y = W₂·X_col, and backward
+
+        dW₂ = dY·X_colᵀ ,    dX_col = W₂ᵀ·dY ,    dx = col2im(dX_col) ,    dbias = Σ dY.
+
+    Only x is kept for backward; X_col is rebuilt there (it is k² times larger than x).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, padding=1, bias=False,
+                 rng=None, dtype=np.float32):
+        super().__init__()
+        for name, value, low in (("in_channels", in_channels, 1), ("out_channels", out_channels, 1),
+                                 ("kernel_size", kernel_size, 1), ("stride", stride, 1), ("padding", padding, 0)):
+            if int(value) != value or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
+        k = self.kernel_size
+        self.weight = Parameter(xavier_uniform((out_channels, in_channels, k, k), rng=rng, dtype=dtype))
+        self._params["weight"] = self.weight
+        self.bias = None
+        if bias:
+            self.bias = Parameter(np.zeros(out_channels, dtype=dtype))
+            self._params["bias"] = self.bias
+        self._saved_x = None
+
+    def output_shape(self, height, width):
+        """(H_o, W_o) for an input of spatial size (height, width)."""
+        k, s, p = self.kernel_size, self.stride, self.padding
+        return output_size(height, k, s, p), output_size(width, k, s, p)
+
+    def _chunks(self, n, height, width):
+        """Slices of the T·B images, each small enough for one column matrix of ~CHUNK_ELEMENTS."""
+        ho, wo = self.output_shape(height, width)
+        per_image = self.in_channels * self.kernel_size ** 2 * ho * wo
+        step = max(1, CHUNK_ELEMENTS // max(per_image, 1))
+        return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+    def forward(self, x, train=True):
+        if x.ndim != 5 or x.shape[2] != self.in_channels:
+            raise ValueError(f"Conv2d expects [T, B, {self.in_channels}, H, W], got shape {x.shape}")
+        T, B, C, H, W = x.shape
+        ho, wo = self.output_shape(H, W)
+        if ho < 1 or wo < 1:
+            raise ValueError(f"input {H}x{W} is smaller than the kernel {self.kernel_size} with padding {self.padding}")
+        k, s, p = self.kernel_size, self.stride, self.padding
+        x4 = np.ascontiguousarray(x.reshape(T * B, C, H, W))
+        w2 = self.weight.data.reshape(self.out_channels, -1)
+        y = np.empty((T * B, self.out_channels, ho * wo), dtype=np.result_type(x4, w2))
+        for sl in self._chunks(T * B, H, W):
+            cols = im2col(x4[sl], k, s, p)                               # [C·k·k, n·H_o·W_o]
+            y_chunk = w2 @ cols                                          # Y = W₂·X_col
+            y[sl] = y_chunk.reshape(self.out_channels, -1, ho * wo).transpose(1, 0, 2)
+        if self.bias is not None:
+            y += self.bias.data[:, None]
+        self._saved_x = x4
+        return y.reshape(T, B, self.out_channels, ho, wo)
+
+    def backward(self, dy):
+        x4 = self._saved_x
+        N, C, H, W = x4.shape
+        T, B, _, ho, wo = dy.shape
+        k, s, p = self.kernel_size, self.stride, self.padding
+        dy3 = dy.reshape(N, self.out_channels, ho * wo)
+        w2 = self.weight.data.reshape(self.out_channels, -1)
+        dw2 = self.weight.grad.reshape(self.out_channels, -1)
+        dx = np.empty((N, C, H, W), dtype=np.result_type(dy3, w2))
+        for sl in self._chunks(N, H, W):
+            dy2 = np.ascontiguousarray(dy3[sl].transpose(1, 0, 2)).reshape(self.out_channels, -1)
+            cols = im2col(x4[sl], k, s, p)
+            dw2 += dy2 @ cols.T                                          # dW₂ = dY·X_colᵀ
+            dx[sl] = col2im(w2.T @ dy2, dy2.shape[1] // (ho * wo), C, H, W, k, s, p)
+        if self.bias is not None:
+            self.bias.grad += dy3.sum(axis=(0, 2))
+        return dx.reshape(T, B, C, H, W)
+
+    def __repr__(self):
+        return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None})")
