@@ -77,3 +77,96 @@ def build(spec):
     if name not in BUILDERS:
         raise ValueError(f"unknown model {name!r}; known: {sorted(BUILDERS)}")
     return BUILDERS[name](**spec)
+
+
+# --- convolutional networks (VGG9, VGG11 of the BNTT reference; a small MNIST CNN) -------------
+
+from .layers import AvgPool2d, Conv2d, Flatten  # noqa: E402  (appended section)
+
+GLOBAL_POOL = "G"
+
+
+def conv_snn(config, hidden, num_classes, T, in_channels, input_size, norm="bntt", leak=0.99,
+             threshold=1.0, surrogate="triangle", reset="soft", detach_reset=True, dtype=np.float32,
+             seed=0, spec=None):
+    """A convolutional SNN from a layer list, as in the reference code.
+
+    ``config`` holds output channels (a block Conv2d 3×3/s1/p1, no bias -> norm -> LIF), ``"P"``
+    (AvgPool2d(2) on the spikes) and ``"G"`` (global average pool: one window over the whole
+    map). Then Flatten, the hidden FC blocks (Linear -> norm -> LIF) of ``hidden`` and the
+    Readout. Weights are Xavier-uniform with gain 2, drawn in layer order from ``seed``.
+    Input ``[T, B, in_channels, input_size, input_size]``.
+    """
+    if T < 1:
+        raise ValueError(f"T must be at least 1, got {T}")
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng(seed)
+    lif = dict(leak=leak, threshold=threshold, reset=reset, detach_reset=detach_reset, surrogate=surrogate)
+    layers, channels, size = [], in_channels, input_size
+
+    def block(synapse, width):
+        layers.append(synapse)
+        nl = norm_layer(norm, T, width, dtype)
+        if nl is not None:
+            layers.append(nl)
+        layers.append(LIF(**lif))
+
+    for item in config:
+        if item == "P":
+            if size < 2:
+                raise ValueError(f"input size {input_size} is too small for {config}")
+            layers.append(AvgPool2d(2))
+            size //= 2
+        elif item == GLOBAL_POOL:
+            layers.append(AvgPool2d(size))
+            size = 1
+        else:
+            block(Conv2d(channels, item, 3, 1, 1, rng=rng, dtype=dtype), item)
+            channels = item
+    layers.append(Flatten())
+    features = channels * size * size
+    for width in hidden:
+        block(Linear(features, width, rng=rng, dtype=dtype), width)
+        features = width
+    layers.append(Readout(features, num_classes, rng=rng, dtype=dtype))
+    return Sequential(*layers, spec=spec)
+
+
+def vgg9(T=25, num_classes=10, in_channels=3, input_size=32, norm="bntt", leak=0.99, threshold=1.0,
+         surrogate="triangle", reset="soft", detach_reset=True, dtype=np.float32, seed=0):
+    """The BNTT reference's VGG9 (CIFAR-10): 64, 64, P, 128, 128, P, 256, 256, 256, P,
+    FC 1024, readout. Input ``[T, B, in_channels, input_size, input_size]``."""
+    args = dict(T=T, num_classes=num_classes, in_channels=in_channels, input_size=input_size, norm=norm,
+                leak=leak, threshold=threshold, surrogate=surrogate, reset=reset,
+                detach_reset=detach_reset, dtype=dtype, seed=seed)
+    config = [64, 64, "P", 128, 128, "P", 256, 256, 256, "P"]
+    return conv_snn(config, [1024], num_classes, T, in_channels, input_size, norm, leak, threshold,
+                    surrogate, reset, detach_reset, dtype, seed, spec=_spec("vgg9", **args))
+
+
+def vgg11(T=30, num_classes=100, in_channels=3, input_size=32, norm="bntt", leak=0.99, threshold=1.0,
+          surrogate="triangle", reset="soft", detach_reset=True, dtype=np.float32, seed=0):
+    """The BNTT reference's VGG11 (CIFAR-100, Tiny-ImageNet): 64, P, 128, P, 256, 256, P,
+    512, 512, P, 512, 512, global average pool, FC 4096, readout."""
+    args = dict(T=T, num_classes=num_classes, in_channels=in_channels, input_size=input_size, norm=norm,
+                leak=leak, threshold=threshold, surrogate=surrogate, reset=reset,
+                detach_reset=detach_reset, dtype=dtype, seed=seed)
+    config = [64, "P", 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, GLOBAL_POOL]
+    return conv_snn(config, [4096], num_classes, T, in_channels, input_size, norm, leak, threshold,
+                    surrogate, reset, detach_reset, dtype, seed, spec=_spec("vgg11", **args))
+
+
+def mnist_conv(T=10, num_classes=10, in_channels=1, input_size=28, channels=(32, 64), hidden=256,
+               norm="bntt", leak=0.95, threshold=1.0, surrogate="triangle", reset="soft",
+               detach_reset=True, dtype=np.float32, seed=0):
+    """A small MNIST CNN: 32c3, P, 64c3, P, FC 256, readout (each conv and the FC with norm and LIF)."""
+    channels = [int(c) for c in np.atleast_1d(channels)]
+    args = dict(T=T, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+                channels=channels, hidden=int(hidden), norm=norm, leak=leak, threshold=threshold,
+                surrogate=surrogate, reset=reset, detach_reset=detach_reset, dtype=dtype, seed=seed)
+    config = [item for c in channels for item in (c, "P")]
+    return conv_snn(config, [int(hidden)], num_classes, T, in_channels, input_size, norm, leak, threshold,
+                    surrogate, reset, detach_reset, dtype, seed, spec=_spec("mnist_conv", **args))
+
+
+BUILDERS.update(vgg9=vgg9, vgg11=vgg11, mnist_conv=mnist_conv)
