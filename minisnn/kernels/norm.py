@@ -19,38 +19,43 @@ def bntt_forward(x, gamma, eps):
         x̂ = (x − μ_tc)/√(σ²_tc + ε) ,   y = γ_tc·x̂
 
     x ``[T, B, C, S]``, gamma ``[T, C]``. Returns y, x̂ (same shape as x), μ and σ² ``[T, C]``.
+    The inner loops run over the contiguous (c, s) axis; one step's slice stays in cache
+    across the three passes.
     """
     T, B, C, S = x.shape
-    y = np.empty_like(x)
-    xhat = np.empty_like(x)
+    K = C * S
+    xf = x.reshape(T, B, K)
+    y = np.empty_like(xf)
+    xhat = np.empty_like(xf)
     mean = np.empty((T, C))
     var = np.empty((T, C))
     m = B * S
     for t in prange(T):
-        acc = np.zeros(C)
+        acc = np.zeros(K)
         for b in range(B):
-            for c in range(C):
-                for s in range(S):
-                    acc[c] += x[t, b, c, s]
-        mu = acc / m
+            for k in range(K):
+                acc[k] += xf[t, b, k]
+        mu_k = np.empty(K)
+        for c in range(C):
+            mean[t, c] = acc[c * S:(c + 1) * S].sum() / m
+            mu_k[c * S:(c + 1) * S] = mean[t, c]
         acc[:] = 0.0
         for b in range(B):
-            for c in range(C):
-                for s in range(S):
-                    d = x[t, b, c, s] - mu[c]
-                    acc[c] += d * d
-        sig2 = acc / m
+            for k in range(K):
+                d = xf[t, b, k] - mu_k[k]
+                acc[k] += d * d
+        inv_k = np.empty(K)
+        g_k = np.empty(K)
         for c in range(C):
-            mean[t, c] = mu[c]
-            var[t, c] = sig2[c]
-            acc[c] = 1.0 / math.sqrt(sig2[c] + eps)
+            var[t, c] = acc[c * S:(c + 1) * S].sum() / m
+            inv_k[c * S:(c + 1) * S] = 1.0 / math.sqrt(var[t, c] + eps)
+            g_k[c * S:(c + 1) * S] = gamma[t, c]
         for b in range(B):
-            for c in range(C):
-                for s in range(S):
-                    xh = (x[t, b, c, s] - mu[c]) * acc[c]
-                    xhat[t, b, c, s] = xh
-                    y[t, b, c, s] = gamma[t, c] * xh
-    return y, xhat, mean, var
+            for k in range(K):
+                xh = (xf[t, b, k] - mu_k[k]) * inv_k[k]
+                xhat[t, b, k] = xh
+                y[t, b, k] = g_k[k] * xh
+    return y.reshape(x.shape), xhat.reshape(x.shape), mean, var
 
 
 @njit(parallel=True, cache=True)
@@ -63,26 +68,30 @@ def bntt_backward(dy, xhat, gamma, var, eps):
     Returns dx (shape of dy) and dγ ``[T, C]``.
     """
     T, B, C, S = dy.shape
-    dx = np.empty_like(dy)
+    K = C * S
+    dyf = dy.reshape(T, B, K)
+    xhf = xhat.reshape(T, B, K)
+    dx = np.empty_like(dyf)
     dgamma = np.empty((T, C))
     m = B * S
     for t in prange(T):
-        sum_dy = np.zeros(C)
-        sum_dy_xhat = np.zeros(C)
+        sum_dy = np.zeros(K)
+        sum_dy_xhat = np.zeros(K)
         for b in range(B):
-            for c in range(C):
-                for s in range(S):
-                    g = dy[t, b, c, s]
-                    sum_dy[c] += g
-                    sum_dy_xhat[c] += g * xhat[t, b, c, s]
-        scale = np.empty(C)
+            for k in range(K):
+                g = dyf[t, b, k]
+                sum_dy[k] += g
+                sum_dy_xhat[k] += g * xhf[t, b, k]
+        scale_k = np.empty(K)
+        mean_dy_k = np.empty(K)
+        mean_dyx_k = np.empty(K)
         for c in range(C):
-            dgamma[t, c] = sum_dy_xhat[c]
-            scale[c] = gamma[t, c] / math.sqrt(var[t, c] + eps)
-            sum_dy[c] /= m
-            sum_dy_xhat[c] /= m
+            sl = slice(c * S, (c + 1) * S)
+            dgamma[t, c] = sum_dy_xhat[sl].sum()
+            scale_k[sl] = gamma[t, c] / math.sqrt(var[t, c] + eps)
+            mean_dy_k[sl] = sum_dy[sl].sum() / m
+            mean_dyx_k[sl] = dgamma[t, c] / m
         for b in range(B):
-            for c in range(C):
-                for s in range(S):
-                    dx[t, b, c, s] = scale[c] * (dy[t, b, c, s] - sum_dy[c] - xhat[t, b, c, s] * sum_dy_xhat[c])
-    return dx, dgamma
+            for k in range(K):
+                dx[t, b, k] = scale_k[k] * (dyf[t, b, k] - mean_dy_k[k] - xhf[t, b, k] * mean_dyx_k[k])
+    return dx.reshape(dy.shape), dgamma

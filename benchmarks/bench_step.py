@@ -1,0 +1,128 @@
+"""One full training step of ``smnist_fc`` (forward, backward, SGD), against its GEMM floor.
+
+    python benchmarks/bench_step.py [--T 784] [--batch 128] [--repeats 7]
+
+Prints the median seconds per step, per-layer medians, the median time of the step's matrix
+products alone (the same shapes, run with NumPy in the same process: the floor no design can
+beat), their ratio, and the step's peak memory (high-water mark of the process RSS, measured in
+a fresh child process so nothing else inflates it).
+"""
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def median_time(fn, repeats):
+    fn()  # warm-up (and Numba compilation)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def build(T, B, dtype=np.float32):
+    from minisnn import models
+    from minisnn.optim import SGD
+    net = models.smnist_fc(T=T, dtype=dtype)
+    opt = SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    rng = np.random.default_rng(0)
+    x = rng.random((T, B, 1), dtype=np.float32).astype(dtype)
+    y = rng.integers(0, 10, B)
+    return net, opt, x, y
+
+
+def training_step(net, opt, x, y):
+    from minisnn.losses import cross_entropy
+    _, dlogits = cross_entropy(net.forward(x, train=True), y)
+    opt.zero_grad()
+    net.backward(dlogits)
+    opt.step()
+    net.clear()
+
+
+def gemm_floor(net, T, B):
+    """The step's matrix products alone: forward, dW and dx of every Linear, on same-shaped arrays."""
+    from minisnn.layers import Linear, Readout
+    rng = np.random.default_rng(1)
+    products = []
+    for layer in net.layers:
+        if isinstance(layer, Linear):
+            W = layer.weight.data
+            x = rng.random((T * B, layer.in_features), dtype=np.float32)
+            dy = rng.random((T * B, layer.out_features), dtype=np.float32)
+            products += [(x, W.T), (dy.T, x), (dy, W)]
+        elif isinstance(layer, Readout):
+            W = layer.weight.data
+            xm = rng.random((B, layer.in_features), dtype=np.float32)
+            dz = rng.random((B, layer.out_features), dtype=np.float32)
+            products += [(xm, W.T), (dz.T, xm), (dz, W)]
+    return lambda: [a @ b for a, b in products]
+
+
+def per_layer(net, x, y, repeats):
+    """Median forward and backward seconds of every layer."""
+    from minisnn.losses import cross_entropy
+    fwd = {i: [] for i in range(len(net.layers))}
+    bwd = {i: [] for i in range(len(net.layers))}
+    for r in range(repeats + 1):
+        h = x
+        for i, layer in enumerate(net.layers):
+            t0 = time.perf_counter()
+            h = layer.forward(h, train=True)
+            fwd[i].append(time.perf_counter() - t0)
+        _, g = cross_entropy(h, y)
+        for i in reversed(range(len(net.layers))):
+            t0 = time.perf_counter()
+            g = net.layers[i].backward(g)
+            bwd[i].append(time.perf_counter() - t0)
+        net.clear()
+    return [(repr(layer), float(np.median(fwd[i][1:])), float(np.median(bwd[i][1:])))
+            for i, layer in enumerate(net.layers)]
+
+
+def peak_memory_child(T, B):
+    """Peak RSS (MiB) of a fresh process that builds the network and runs two training steps."""
+    code = (f"import sys; sys.path.insert(0, {str(__file__.rsplit('/', 1)[0])!r}); import bench_step as b, resource;"
+            f"net, opt, x, y = b.build({T}, {B}); b.training_step(net, opt, x, y); b.training_step(net, opt, x, y);"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1]) / 1024
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--T", type=int, default=784)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    net, opt, x, y = build(args.T, args.batch)
+    step = median_time(lambda: training_step(net, opt, x, y), args.repeats)
+    floor = median_time(gemm_floor(net, args.T, args.batch), args.repeats)
+    layers = per_layer(net, x, y, args.repeats)
+    baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_memory_child(args.T, args.batch)
+    result = {"T": args.T, "batch": args.batch, "dtype": "float32", "step_s": step, "gemm_floor_s": floor,
+              "ratio": step / floor, "peak_rss_mib": peak, "layers": layers}
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"smnist_fc training step, T={args.T}, B={args.batch}, float32, median of {args.repeats}")
+    print(f"  {'layer':58s} {'forward s':>10s} {'backward s':>10s}")
+    for name, f, b in layers:
+        print(f"  {name[:58]:58s} {f:10.4f} {b:10.4f}")
+    print(f"step (forward + backward + SGD): {step:.3f} s")
+    print(f"GEMM floor (same products alone): {floor:.3f} s   ratio {step / floor:.2f}x")
+    print(f"peak memory of a training step (fresh process RSS): {peak:.0f} MiB "
+          f"(this process, after all runs: {baseline_rss:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Checkpoints: one ``.npz`` with the model, the optimizer, the position in training and the
+run's configuration (as JSON). Written atomically; read without pickle."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import models
+
+FORMAT = "minisnn-checkpoint-1"
+
+
+class CheckpointError(Exception):
+    """An unreadable, foreign or mismatched checkpoint."""
+
+
+def save_checkpoint(path, net, optimizer=None, config=None, progress=None):
+    """Write ``path`` atomically: a temporary file in the same folder, then a rename, so an
+    interrupted save never leaves a half-written checkpoint."""
+    path = Path(path)
+    arrays = {f"model/{k}": v for k, v in net.state_dict().items()}
+    if optimizer is not None:
+        arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
+    meta = {"format": FORMAT, "spec": net.spec, "config": config or {}, "progress": progress or {}}
+    arrays["meta"] = np.array(json.dumps(meta))
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path):
+    """Return (meta dict, model state, optimizer state) from ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+        meta = json.loads(str(arrays.pop("meta")))
+    except Exception as e:  # zip, npy and JSON errors alike mean "not a readable checkpoint"
+        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a minisnn checkpoint (format {meta.get('format')!r})")
+    model = {k[6:]: v for k, v in arrays.items() if k.startswith("model/")}
+    optim = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
+    return meta, model, optim
+
+
+def load_network(path):
+    """Rebuild the network stored in a checkpoint, with its weights. Returns (net, meta)."""
+    meta, model, _ = load_checkpoint(path)
+    try:
+        net = models.build(meta["spec"])
+        net.load_state_dict(model)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} does not match its network: {e}") from None
+    return net, meta

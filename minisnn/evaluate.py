@@ -1,0 +1,77 @@
+"""Test accuracy of a trained network: ``python -m minisnn.evaluate CHECKPOINT``."""
+import argparse
+import json
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+from .checkpoint import CheckpointError, load_network
+from .data import DataError
+from .losses import cross_entropy
+from .tasks import batch_rng, get_task
+
+EVAL_KEY = 10 ** 9   # batch_rng key of evaluation batches, apart from any training epoch
+
+
+def test_batches(task, images, labels, T, batch_size, seed):
+    """(encoded input [T, B, ...], labels) over a whole split, deterministic for a seed."""
+    for i, start in enumerate(range(0, len(images), batch_size)):
+        sl = slice(start, start + batch_size)
+        yield task.encode(images[sl], T, batch_rng(seed, EVAL_KEY, i)), labels[sl]
+
+
+def evaluate(net, batches, progress=False, total=None, desc="test"):
+    """Mean loss and accuracy of ``net`` in evaluation mode over ``batches``."""
+    loss_sum, correct, seen = 0.0, 0, 0
+    for x, y in tqdm(batches, total=total, desc=desc, disable=not progress, leave=False):
+        logits = net.forward(x, train=False)
+        loss, _ = cross_entropy(logits, y)
+        loss_sum += loss * len(y)
+        correct += int((logits.argmax(axis=1) == y).sum())
+        seen += len(y)
+        net.clear()
+    return loss_sum / seen, correct / seen
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m minisnn.evaluate", description=__doc__)
+    p.add_argument("checkpoint", help="checkpoint.npz written by python -m minisnn.train")
+    p.add_argument("--data-dir", help="folder with the dataset files")
+    p.add_argument("--batch-size", type=int, default=200)
+    p.add_argument("--subset", type=int, help="evaluate on the first N test samples only")
+    p.add_argument("--record", metavar="PATH", help="also write the run file hwmodel reads (run.npz)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = p.parse_args(argv)
+    try:
+        if args.batch_size < 1 or (args.subset is not None and args.subset < 1):
+            raise ValueError("--batch-size and --subset must be positive")
+        net, meta = load_network(args.checkpoint)
+        config = meta["config"]
+        task = get_task(config.get("dataset"))
+        images, labels = task.load(args.data_dir, False)
+        if args.subset:
+            images, labels = images[:args.subset], labels[:args.subset]
+        T, seed = config["T"], config.get("seed", 0)
+        n_batches = -(-len(images) // args.batch_size)
+        loss, acc = evaluate(net, test_batches(task, images, labels, T, args.batch_size, seed),
+                             progress=True, total=n_batches)
+        result = {"checkpoint": str(args.checkpoint), "dataset": task.name, "samples": len(images),
+                  "test_loss": loss, "test_accuracy": acc}
+        if args.record:
+            from .record import record_run
+            record_run(net, test_batches(task, images, labels, T, args.batch_size, seed), args.record,
+                       meta={"dataset": task.name, "checkpoint": str(args.checkpoint)})
+            result["record"] = args.record
+    except (CheckpointError, DataError, ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{task.name}: test accuracy {100 * acc:.2f} % on {len(images)} samples (loss {loss:.4f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Figures written by the command-line tools (matplotlib, no display needed)."""
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_jsonl(path):
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_learning_curve(metrics_path, steps_path, out_path, title=""):
+    """Loss (running training loss and per-epoch test loss) and accuracy against epochs."""
+    epochs, steps = read_jsonl(metrics_path), read_jsonl(steps_path)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    if steps:
+        ax_loss.plot([s["epoch"] for s in steps], [s["train_loss"] for s in steps], lw=1, label="train (running)")
+    if epochs:
+        e = [r["epoch"] for r in epochs]
+        ax_loss.plot(e, [r["test_loss"] for r in epochs], "o-", label="test")
+        ax_acc.plot(e, [100 * r["train_acc"] for r in epochs], "o-", label="train")
+        ax_acc.plot(e, [100 * r["test_acc"] for r in epochs], "o-", label="test")
+        best = max(epochs, key=lambda r: r["test_acc"])
+        ax_acc.annotate(f"{100 * best['test_acc']:.2f} %", (best["epoch"], 100 * best["test_acc"]),
+                        textcoords="offset points", xytext=(0, 8), ha="center")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=120)
+    plt.close(fig)
