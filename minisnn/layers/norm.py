@@ -74,9 +74,6 @@ class BNTT(Layer):
         self.gamma.grad[:T] += dgamma.astype(self.gamma.grad.dtype)
         return dx.reshape(dy.shape)
 
-    def clear(self):
-        self._saved = None
-
     def __repr__(self):
         return f"BNTT(T={self.T}, channels={self.channels})"
 
@@ -124,9 +121,6 @@ class BatchNorm(Layer):
         self.gamma.grad += dgamma[0].astype(self.gamma.grad.dtype)
         return dx.reshape(dy.shape)
 
-    def clear(self):
-        self._saved = None
-
     def __repr__(self):
         return f"BatchNorm(channels={self.channels})"
 
@@ -164,9 +158,6 @@ class LayerNorm(Layer):
         g = dy4 * self.gamma.data[:, None]
         dx = inv_std * (g - g.mean(axis=(2, 3), keepdims=True) - xhat * (g * xhat).mean(axis=(2, 3), keepdims=True))
         return dx.reshape(dy.shape).astype(dy.dtype, copy=False)
-
-    def clear(self):
-        self._saved = None
 
     def __repr__(self):
         return f"LayerNorm(channels={self.channels})"
