@@ -59,7 +59,8 @@ class LIF(Layer):
     def backward(self, dy):
         """∂L/∂I from ∂L/∂o by the reverse-time scan ``lif_scan_backward``."""
         shape = dy.shape
-        grad = np.ascontiguousarray(dy.reshape(shape[0], -1), dtype=self._saved_membrane.dtype)
+        # no copy: a broadcast gradient (from the readout) stays a stride-0 view
+        grad = dy.reshape(shape[0], -1).astype(self._saved_membrane.dtype, copy=False)
         leak, theta, hard, kind, h, w = self._scalars(grad.dtype)
         dx = lif_scan_backward(grad, self._saved_membrane, self._saved_spikes, leak, theta, hard,
                                self.detach_reset, kind, h, w)

@@ -11,7 +11,8 @@ class Readout(Layer):
         z = (1/T)·Σ_t W·o_t = W·ō,   ō = mean_t o_t
 
     x ``[T, B, in]`` -> z ``[B, out]``; W ``[out, in]``. Averaging before the product makes it one
-    small GEMM. Backward: dW = dzᵀ·ō, and every step receives the same ∂L/∂o_t = (1/T)·dz·W.
+    small GEMM. Backward: dW = dzᵀ·ō, and every step receives the same ∂L/∂o_t = (1/T)·dz·W —
+    returned as a read-only broadcast view ``[T, B, in]``, so no T-fold copy is made.
     """
 
     def __init__(self, in_features, out_features, rng=None, dtype=np.float32):
@@ -32,7 +33,7 @@ class Readout(Layer):
         T = self._saved_T
         self.weight.grad += dz.T @ self._saved_mean
         dmean = (dz @ self.weight.data) / T
-        return np.broadcast_to(dmean, (T,) + dmean.shape).copy()
+        return np.broadcast_to(dmean, (T,) + dmean.shape)
 
     def __repr__(self):
         return f"Readout({self.in_features}, {self.out_features})"
