@@ -1,0 +1,14 @@
+"""hwmodel: what a recorded spiking run would cost on neuromorphic hardware.
+
+The pipeline, one file per idea:
+
+    runfile.py   read, validate (and write) the run file, format v1 (docs/run-format.md)
+    geometry.py  fan-out of every input position of Linear / Conv2d / pooling layers
+    counts.py    synaptic operations (ACs), MACs, dense ops, neuron updates, spikes
+    profiles.py  hardware profiles: TOML data files, every constant with its source
+    memory.py    the optional memory-aware model (Lemaire et al. 2022)
+    energy.py    pricing, SNN/ANN ratio and break-even spike rate; CLI
+                 ``python -m hwmodel.energy run.npz``
+    report.py    the text tables and the JSON document the CLI prints
+    plot.py      energy per layer, and energy ratio against spike rate
+"""
