@@ -1,0 +1,66 @@
+"""The memory-aware model (``--memory``), after Lemaire et al. 2022.
+
+Counting only additions flatters SNNs: every synaptic event also reads a weight and
+read-modify-writes a membrane potential, and every neuron update reads and writes its state
+(Lemaire, Cordone, Castagnetti, Novac, Courtois, Miramond, "An analytical estimation of spiking
+neural networks energy efficiency", ICONIP 2022). Every access is priced by the size of the
+memory it hits, from the Horowitz SRAM figures (per 64-bit access, 45 nm):
+
+    E_acc(words, bits) = E₆₄(size) · bits/64 ,   size = words·bits/8 bytes
+    E₆₄(size) = 10 pJ (≤ 8 KiB), 20 pJ (≤ 32 KiB), 100 pJ (above; the 1 MB figure, so an
+                underestimate for memories beyond 1 MB — no DRAM is modelled)
+
+Per time step, for a synaptic layer with W weights, n_in inputs and n_out post-synaptic units
+(weights w bits, states and activations s bits):
+
+    SNN  synops·(E_acc(W, w) + 2·E_acc(n_out, s))           weight read + potential read & write
+         + macs·(E_acc(W, w) + E_acc(n_in, s))               weight read + input read
+         + [macs_t > 0]·n_out·E_acc(n_out, s)                accumulated current written once
+    LIF  updates·2·E_acc(n, s) + spikes·E_acc(n, s)          state read & write; spike written
+    ANN  macs·(E_acc(W, w) + E_acc(n_in, s)) + n_out·E_acc(n_out, s)     one pass, no reuse
+
+No data reuse is assumed on either side (no weight-stationary dataflow), which is Lemaire et
+al.'s setting; an ANN accelerator with reuse would do better (Dampfhoffer et al. 2023).
+"""
+import numpy as np
+
+KIB = 1024
+
+
+class MemoryModelError(ValueError):
+    """A profile without SRAM figures asked to price memory."""
+
+
+def access_pj(profile, words, bits):
+    """Energy of one access to a ``bits``-wide word in a memory of ``words`` such words."""
+    if not profile.memory:
+        raise MemoryModelError(f"profile {profile.name!r} has no [memory] SRAM figures, which --memory needs")
+    size = words * bits / 8
+    key = "sram_8kb" if size <= 8 * KIB else "sram_32kb" if size <= 32 * KIB else "sram_1mb"
+    return profile.memory[key].value * bits / 64
+
+
+def snn_layer_pj(layer, profile, event_scale=1.0, spike_scale=1.0):
+    """``[T]`` memory energy of one layer of the SNN (see the module docstring)."""
+    w, s = profile.weight_bits, profile.state_bits
+    T = len(layer.synops)
+    if layer.is_synaptic:
+        e_w = access_pj(profile, layer.n_weights, w)
+        e_v = access_pj(profile, layer.n_out, s)
+        e_in = access_pj(profile, layer.n_in, s)
+        synops, macs = layer.synops * event_scale, layer.macs * event_scale
+        write_back = (layer.macs > 0) * layer.n_out * e_v
+        return synops * (e_w + 2 * e_v) + macs * (e_w + e_in) + write_back
+    if layer.is_neuron:
+        e_v = access_pj(profile, layer.n_out, s)
+        return layer.neuron_updates * 2 * e_v + layer.spikes * spike_scale * e_v
+    return np.zeros(T)
+
+
+def ann_layer_pj(layer, profile):
+    """Memory energy of one synaptic layer of the equivalent ANN, one pass."""
+    if not layer.is_synaptic:
+        return 0.0
+    w, s = profile.weight_bits, profile.state_bits
+    return (layer.ann_macs * (access_pj(profile, layer.n_weights, w) + access_pj(profile, layer.n_in, s))
+            + layer.n_out * access_pj(profile, layer.n_out, s))

@@ -1,0 +1,205 @@
+"""Hardware profiles: one TOML data file per chip, every constant with its source and status.
+
+A profile file (``hwmodel/profiles/*.toml``, or a user's own via ``--profile path.toml``)::
+
+    [profile]
+    name = "mychip"                 # the key in the JSON output
+    title = "My chip (22 nm)"
+    summary = "one paragraph: what the numbers mean and what they leave out"
+    memory_included = false         # event energies already include the chip's memory traffic
+    static_in_events = false        # the static power is already inside the event energies
+    ann_profile = "self"            # price the equivalent ANN with this profile ("self" or a name)
+    weight_bits = 32                # word widths for the memory-aware model
+    state_bits = 32
+
+    [energy.synop]                  # one constant: value, unit, status, source (+ optional note)
+    value = 0.9
+    unit = "pJ"
+    status = "estimate"             # measured | pre-silicon | derived | estimate
+    source = "Horowitz, ISSCC 2014: 32-bit float add"
+
+Priced constants: ``[energy]`` synop, mac (required), neuron_update or neuron_update_active +
+neuron_update_inactive, spike; ``[static]`` power (mW) + time_step (ms); ``[memory]`` sram_8kb,
+sram_32kb, sram_1mb (pJ per 64-bit access). ``[reference]`` holds constants that are shown with
+their sources but never priced.
+"""
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+DEFAULT_ORDER = ("cmos45nm", "cmos45nm_int32", "cmos45nm_int8", "loihi", "truenorth", "spinnaker", "spinnaker2")
+STATUSES = ("measured", "pre-silicon", "derived", "estimate")
+UNITS = {
+    "energy": {"synop": "pJ", "mac": "pJ", "neuron_update": "pJ", "neuron_update_active": "pJ",
+               "neuron_update_inactive": "pJ", "spike": "pJ"},
+    "static": {"power": "mW", "time_step": "ms"},
+    "memory": {"sram_8kb": "pJ", "sram_32kb": "pJ", "sram_1mb": "pJ"},
+}
+HEADER_KEYS = {"name": str, "title": str, "summary": str, "memory_included": bool, "static_in_events": bool,
+               "ann_profile": str, "weight_bits": int, "state_bits": int}
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used; the message is one line."""
+
+
+@dataclass
+class Constant:
+    """One number with its provenance."""
+
+    key: str
+    value: float
+    unit: str
+    status: str
+    source: str
+    note: str = ""
+
+
+@dataclass
+class Profile:
+    """A validated hardware profile (see the module docstring for the fields)."""
+
+    name: str
+    title: str
+    summary: str
+    path: str
+    energy: dict
+    static: dict = field(default_factory=dict)
+    memory: dict = field(default_factory=dict)
+    reference: dict = field(default_factory=dict)
+    memory_included: bool = False
+    static_in_events: bool = False
+    ann_profile: str = "self"
+    weight_bits: int = 32
+    state_bits: int = 32
+
+    def e(self, key):
+        """The value of an ``[energy]`` constant in pJ, 0.0 when the profile does not price it."""
+        c = self.energy.get(key)
+        return c.value if c is not None else 0.0
+
+    @property
+    def static_pj_per_step(self):
+        """Static energy of one time step: P [mW] · Δt [ms] = P·Δt µJ = 10⁶·P·Δt pJ."""
+        if not self.static:
+            return 0.0
+        return self.static["power"].value * self.static["time_step"].value * 1e6
+
+    def constants(self):
+        """Every constant, table by table: [(table, Constant)]."""
+        return [(table, c) for table in ("energy", "static", "memory", "reference")
+                for c in getattr(self, table).values()]
+
+
+def builtin_names():
+    """Names of the profiles shipped in ``hwmodel/profiles``, in the report's order."""
+    names = sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+    return [n for n in DEFAULT_ORDER if n in names] + [n for n in names if n not in DEFAULT_ORDER]
+
+
+def _constant(where, table, key, raw, unit=None):
+    cw = f"{where}: [{table}.{key}]"
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{cw} must be a table with value, unit, status and source")
+    unknown = set(raw) - {"value", "unit", "status", "source", "note"}
+    if unknown:
+        raise ProfileError(f"{cw} has unknown field(s) {sorted(unknown)}")
+    for name in ("value", "unit", "status", "source"):
+        if name not in raw:
+            raise ProfileError(f"{cw} is missing {name!r} (every constant needs value, unit, status, source)")
+    value = raw["value"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
+        raise ProfileError(f"{cw} value must be a finite number >= 0, got {value!r}")
+    if unit is not None and raw["unit"] != unit:
+        raise ProfileError(f"{cw} unit must be {unit!r}, got {raw['unit']!r}")
+    if raw["status"] not in STATUSES:
+        raise ProfileError(f"{cw} status must be one of {', '.join(STATUSES)}, got {raw['status']!r}")
+    if not isinstance(raw["source"], str) or not raw["source"].strip():
+        raise ProfileError(f"{cw} source must be a non-empty string")
+    return Constant(key=key, value=float(value), unit=str(raw["unit"]), status=raw["status"],
+                    source=" ".join(raw["source"].split()), note=" ".join(str(raw.get("note", "")).split()))
+
+
+def _table(where, data, table, required=(), together=()):
+    raw = data.get(table, {})
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{where}: [{table}] must be a table")
+    units = UNITS.get(table)
+    if units is not None:
+        unknown = sorted(set(raw) - set(units))
+        if unknown:
+            raise ProfileError(f"{where}: [{table}] has unknown constant(s) {unknown}; known: {', '.join(units)}")
+    out = {key: _constant(where, table, key, val, None if units is None else units[key]) for key, val in raw.items()}
+    for key in required:
+        if key not in out:
+            raise ProfileError(f"{where}: [{table}] needs {key!r}")
+    for group in together:
+        present = [k for k in group if k in out]
+        if present and len(present) != len(group):
+            raise ProfileError(f"{where}: [{table}] needs all of {list(group)} or none, got {present}")
+    return out
+
+
+def parse_profile(data, where="<profile>"):
+    """Validate the parsed TOML of one profile and return a ``Profile``."""
+    unknown = sorted(set(data) - {"profile", "energy", "static", "memory", "reference"})
+    if unknown:
+        raise ProfileError(f"{where}: unknown table(s) {unknown}")
+    header = data.get("profile")
+    if not isinstance(header, dict) or "name" not in header:
+        raise ProfileError(f"{where}: needs a [profile] table with a name")
+    for key, value in header.items():
+        kind = HEADER_KEYS.get(key)
+        if kind is None:
+            raise ProfileError(f"{where}: [profile] has unknown key {key!r}; known: {', '.join(HEADER_KEYS)}")
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ProfileError(f"{where}: [profile] {key} must be a {kind.__name__}, got {value!r}")
+    energy = _table(where, data, "energy", required=("synop", "mac"),
+                    together=(("neuron_update_active", "neuron_update_inactive"),))
+    if "neuron_update" in energy and "neuron_update_active" in energy:
+        raise ProfileError(f"{where}: [energy] gives neuron_update and neuron_update_active; choose one")
+    for key in ("weight_bits", "state_bits"):
+        if header.get(key, 32) < 1:
+            raise ProfileError(f"{where}: [profile] {key} must be positive")
+    return Profile(name=header["name"], title=header.get("title", header["name"]), summary=header.get("summary", ""),
+                   path=where, energy=energy,
+                   static=_table(where, data, "static", together=(("power", "time_step"),)),
+                   memory=_table(where, data, "memory", together=(("sram_8kb", "sram_32kb", "sram_1mb"),)),
+                   reference=_table(where, data, "reference"),
+                   memory_included=header.get("memory_included", False),
+                   static_in_events=header.get("static_in_events", False),
+                   ann_profile=header.get("ann_profile", "self"),
+                   weight_bits=header.get("weight_bits", 32), state_bits=header.get("state_bits", 32))
+
+
+def load_profile(spec):
+    """A profile by builtin name (``loihi``) or by path to a TOML file."""
+    spec = str(spec)
+    path = Path(spec)
+    if not (spec.endswith(".toml") or path.exists()):
+        if spec not in builtin_names():
+            raise ProfileError(f"unknown profile {spec!r}; built in: {', '.join(builtin_names())}, "
+                               "or give a path to a .toml file")
+        path = PROFILE_DIR / f"{spec}.toml"
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ProfileError(f"{path}: no such profile file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ProfileError(f"{path}: not valid TOML ({e})") from None
+    except OSError as e:
+        raise ProfileError(f"{path}: cannot read ({e.strerror})") from None
+    return parse_profile(data, str(path))
+
+
+def load_profiles(specs=None):
+    """Profiles for ``specs`` (names or paths; all builtins when empty), names unique."""
+    profiles = [load_profile(s) for s in (specs or builtin_names())]
+    seen = set()
+    for p in profiles:
+        if p.name in seen:
+            raise ProfileError(f"two profiles are named {p.name!r}; names must be unique")
+        seen.add(p.name)
+    return profiles
