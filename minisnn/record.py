@@ -1,0 +1,154 @@
+"""Recording a run for hwmodel: spike counts per time step and per neuron, summed over samples.
+
+``record_run`` runs the network layer by layer in evaluation mode and keeps, for every tensor
+that a synaptic or pooling layer reads (the encoded input, each LIF layer's spikes, and any
+other intermediate such as average-pooled spikes),
+
+    c[t, i] = #{samples b : x_t[b, i] ≠ 0}
+
+which is exactly what counting events needs: a layer performs Σ_i c[t, i]·fanout(i) operations
+at step t. Each such tensor is marked binary when every recorded value lies in {−1, 0, 1}
+(spikes, signed Poisson input) and not binary otherwise (analogue input, pooled spikes). The
+file format is ``docs/run-format.md``; ``hwmodel.runfile`` writes it (atomically) and reads it.
+"""
+import numpy as np
+from tqdm import tqdm
+
+from hwmodel.runfile import ELEMENTWISE, POOLING, RESHAPE, SYNAPTIC, write_run
+
+KNOWN = SYNAPTIC + POOLING + RESHAPE + ELEMENTWISE + ("LIF",)
+
+
+def is_binary(x):
+    """True when every value of x is −1, 0 or 1."""
+    return bool(np.all((x == 0) | (np.abs(x) == 1)))
+
+
+def _pair(v):
+    return [int(v[0]), int(v[1])] if isinstance(v, (tuple, list)) else [int(v), int(v)]
+
+
+def describe(layer):
+    """(kind, params) of a layer, by class name or, for unknown classes, by its attributes."""
+    kind = type(layer).__name__
+    if kind not in KNOWN:
+        if all(hasattr(layer, a) for a in ("in_channels", "out_channels", "kernel_size")):
+            kind = "Conv2d"
+        elif hasattr(layer, "kernel_size"):
+            kind = "MaxPool2d" if "max" in kind.lower() else "AvgPool2d"
+        elif hasattr(layer, "last_spikes"):
+            kind = "LIF"
+    params = {}
+    if kind in ("Linear", "Readout"):
+        params = {"in_features": int(layer.in_features), "out_features": int(layer.out_features),
+                  "bias": getattr(layer, "bias", None) is not None}
+    elif kind == "Conv2d":
+        params = {"in_channels": int(layer.in_channels), "out_channels": int(layer.out_channels),
+                  "kernel_size": _pair(layer.kernel_size), "stride": _pair(getattr(layer, "stride", 1)),
+                  "padding": _pair(getattr(layer, "padding", 0)), "dilation": _pair(getattr(layer, "dilation", 1)),
+                  "groups": int(getattr(layer, "groups", 1)), "bias": getattr(layer, "bias", None) is not None}
+    elif kind in POOLING:
+        stride = getattr(layer, "stride", None)
+        params = {"kernel_size": _pair(layer.kernel_size),
+                  "stride": _pair(stride if stride is not None else layer.kernel_size),
+                  "padding": _pair(getattr(layer, "padding", 0))}
+    elif kind == "LIF":
+        params = {k: getattr(layer, k) for k in ("leak", "threshold", "reset") if hasattr(layer, k)}
+    elif hasattr(layer, "channels"):
+        params = {"channels": int(layer.channels)}
+    return kind, params
+
+
+class _Recorder:
+    """Accumulates the counts of one run over its batches."""
+
+    def __init__(self):
+        self.counts, self.sources, self.layers = {}, {}, None
+        self.T = None
+        self.n_samples = self.n_labelled = self.n_correct = 0
+
+    def add(self, name, x, origin):
+        """c[t, i] += #{b : x[t, b, i] ≠ 0}; the source stays binary only if x is."""
+        nonzero = np.count_nonzero(x, axis=1).astype(np.int64)
+        if name not in self.counts:
+            self.counts[name] = nonzero
+            self.sources[name] = {"shape": list(x.shape[2:]), "binary": is_binary(x), "origin": origin}
+            return
+        if self.counts[name].shape != nonzero.shape:
+            raise ValueError(f"record_run: tensor {name!r} changed shape between batches "
+                             f"({list(self.counts[name].shape)} vs {list(nonzero.shape)})")
+        self.counts[name] += nonzero
+        self.sources[name]["binary"] = self.sources[name]["binary"] and is_binary(x)
+
+    def batch(self, net, x, labels):
+        x = np.asarray(x)
+        if x.ndim < 3:
+            raise ValueError(f"record_run: inputs must be time-major [T, B, ...], got shape {x.shape}")
+        if self.T is None:
+            self.T = x.shape[0]
+        elif x.shape[0] != self.T:
+            raise ValueError(f"record_run: every batch needs the same T; got {x.shape[0]} after {self.T}")
+        self.add("input", x, "input")
+        current, origin, layers = "input", "input", []
+        for i, layer in enumerate(net.layers):
+            kind, params = describe(layer)
+            entry = {"index": i, "kind": kind, "class": type(layer).__name__, "repr": repr(layer),
+                     "in_shape": list(x.shape[2:]), "params": params, "input": None, "output": None}
+            if kind in SYNAPTIC + POOLING:
+                if current is None:                 # an intermediate no recorded tensor holds
+                    current = f"X{i}"
+                    self.add(current, x, origin)
+                entry["input"] = current
+            y = layer.forward(x, train=False)
+            if kind == "LIF":
+                spikes = getattr(layer, "last_spikes", None)
+                current, origin = f"L{i}", "spikes"
+                self.add(current, y if spikes is None else spikes, origin)
+                entry["output"] = current
+            elif kind not in RESHAPE + ("Dropout", "Identity"):
+                current = None
+            entry["out_shape"] = list(y.shape[2:] if y.ndim >= 3 else y.shape[1:])
+            layers.append(entry)
+            x = y
+        if self.layers is None:
+            self.layers = layers
+        elif [(e["in_shape"], e["out_shape"]) for e in layers] != [(e["in_shape"], e["out_shape"]) for e in self.layers]:
+            raise ValueError("record_run: layer shapes changed between batches")
+        self.n_samples += x.shape[1] if x.ndim >= 3 else x.shape[0]
+        if labels is not None:
+            logits = x.mean(axis=0) if x.ndim >= 3 else x
+            labels = np.asarray(labels).reshape(-1)
+            self.n_labelled += labels.size
+            self.n_correct += int(np.sum(np.argmax(logits, axis=-1) == labels))
+
+
+def record_run(net, batches, path, meta=None):
+    """Run ``net`` (eval mode) on every ``(x, labels)`` of ``batches`` and write the run file.
+
+    x is the encoded input ``[T, B, ...]``; labels may be None. The counts are summed over all
+    samples; accuracy is kept when labels are given. The file is written atomically to
+    ``path`` (format v1, ``docs/run-format.md``). Returns a summary dict.
+    """
+    rec = _Recorder()
+    total = len(batches) if hasattr(batches, "__len__") else None
+    for x, labels in tqdm(batches, desc="record", unit="batch", total=total, disable=None, leave=False):
+        rec.batch(net, x, labels)
+    if rec.T is None:
+        raise ValueError("record_run: no batches to record")
+    info = {"network": repr(net), "spec": getattr(net, "spec", None)}
+    try:
+        from . import __version__
+        info["minisnn_version"] = __version__
+    except ImportError:
+        pass
+    info.update(meta or {})
+    write_run(path, T=rec.T, n_samples=rec.n_samples, layers=rec.layers, sources=rec.sources, counts=rec.counts,
+              meta=info, n_labelled=rec.n_labelled, n_correct=rec.n_correct)
+    lif = [e for e in rec.layers if e["kind"] == "LIF"]
+    spikes = sum(int(rec.counts[e["output"]].sum()) for e in lif)
+    neurons = sum(int(np.prod(e["out_shape"])) for e in lif)
+    return {"path": str(path), "T": rec.T, "n_samples": rec.n_samples,
+            "accuracy": rec.n_correct / rec.n_labelled if rec.n_labelled else None,
+            "layers": [e["kind"] for e in rec.layers], "input_binary": rec.sources["input"]["binary"],
+            "spikes_per_sample": spikes / rec.n_samples,
+            "spike_rate": spikes / (rec.n_samples * rec.T * neurons) if neurons else 0.0}
