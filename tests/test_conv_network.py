@@ -21,7 +21,7 @@ def assert_gradients(results, tol=TOL):
 
 cases = st.fixed_dictionaries(dict(
     T=st.integers(1, 3), B=st.integers(2, 3), c_in=st.integers(1, 2), c_out=st.integers(1, 3),
-    k=st.sampled_from([2, 3]), stride=st.integers(1, 2), padding=st.integers(0, 1), size=st.integers(4, 6),
+    k=st.sampled_from([2, 3]), stride=st.integers(1, 2), padding=st.integers(0, 1), size=st.integers(5, 7),
     leak=st.floats(0.5, 1.0), threshold=st.floats(0.5, 1.5), reset=st.sampled_from(["soft", "hard"]),
     detach=st.booleans(), surrogate=st.sampled_from(["triangle", "fast_sigmoid", "arctan"]),
     seed=st.integers(0, 2**16)))

@@ -31,16 +31,17 @@ def _valid_range(b, stride, padding, size, out_size):
 
 
 @njit(parallel=True, cache=True)
-def im2col(x, k, stride, padding):
+def im2col(x, k, stride, padding, out):
     """X_col[(c, a, b), n, i, j] = x[n, c, s·i + a − p, s·j + b − p] (0 in the padding).
 
-    x ``[N, C, H, W]`` (C-contiguous). Returns X_col ``[C·k·k, N·H_o·W_o]``.
+    x ``[N, C, H, W]`` (C-contiguous); ``out`` a C-contiguous ``[C·k·k, N·H_o·W_o]`` array that
+    receives X_col (passing it in lets the caller reuse one buffer). Returns ``out``.
     Parallel over the C·k·k rows: each thread fills whole rows, no shared cells.
     """
     N, C, H, W = x.shape
     Ho = (H + 2 * padding - k) // stride + 1
     Wo = (W + 2 * padding - k) // stride + 1
-    cols = np.empty((C * k * k, N, Ho, Wo), dtype=x.dtype)
+    cols = out.reshape(C * k * k, N, Ho, Wo)
     for row in prange(C * k * k):
         c = row // (k * k)
         a = (row // k) % k
@@ -50,31 +51,38 @@ def im2col(x, k, stride, padding):
             for i in range(Ho):
                 h = stride * i + a - padding
                 if h < 0 or h >= H:                  # a padding row
-                    cols[row, n, i, :] = 0.0
+                    for j in range(Wo):
+                        cols[row, n, i, j] = 0.0
                     continue
-                cols[row, n, i, :j0] = 0.0
+                for j in range(j0):
+                    cols[row, n, i, j] = 0.0
                 for j in range(j0, j1):
                     cols[row, n, i, j] = x[n, c, h, stride * j + b - padding]
-                cols[row, n, i, j1:] = 0.0
-    return cols.reshape(C * k * k, N * Ho * Wo)
+                for j in range(j1, Wo):
+                    cols[row, n, i, j] = 0.0
+    return out
 
 
 @njit(parallel=True, cache=True)
-def col2im(cols, N, C, H, W, k, stride, padding):
+def col2im(cols, k, stride, padding, dx):
     """The adjoint of ``im2col``:
 
         dx[n, c, h, w] = Σ_{a, b, i, j : s·i + a − p = h, s·j + b − p = w} dX_col[(c, a, b), n, i, j]
 
-    cols ``[C·k·k, N·H_o·W_o]``. Returns dx ``[N, C, H, W]``. Parallel over the N·C image
-    planes: each thread owns the plane it sums into, so overlapping windows never race.
+    cols ``[C·k·k, N·H_o·W_o]`` (C-contiguous); ``dx`` ``[N, C, H, W]`` receives the result
+    (overwritten). Returns ``dx``. Parallel over the N·C image planes: each thread owns the
+    plane it sums into, so overlapping windows never race.
     """
+    N, C, H, W = dx.shape
     Ho = (H + 2 * padding - k) // stride + 1
     Wo = (W + 2 * padding - k) // stride + 1
     c4 = cols.reshape(C * k * k, N, Ho, Wo)
-    dx = np.zeros((N, C, H, W), dtype=cols.dtype)
     for plane in prange(N * C):
         n = plane // C
         c = plane % C
+        for h in range(H):
+            for w in range(W):
+                dx[n, c, h, w] = 0.0
         for a in range(k):
             for b in range(k):
                 row = (c * k + a) * k + b

@@ -1,4 +1,6 @@
 """2-D convolution, time folded into the batch: one GEMM per chunk of T·B images."""
+import threading
+
 import numpy as np
 
 from ..init import xavier_uniform
@@ -10,6 +12,22 @@ from .base import Layer, Parameter
 # column matrix never dominates memory (for VGG9's first 64-channel layer the whole batch at
 # T=25, B=16 would need ~0.9 GiB).
 CHUNK_ELEMENTS = 1 << 23
+
+_scratch = threading.local()
+
+
+def _buffer(role, shape, dtype):
+    """A reusable work array of the given shape: one growing buffer per (role, dtype) and
+    thread, so the chunk loop does not allocate (and page-fault) a fresh column matrix each time."""
+    pool = getattr(_scratch, "pool", None)
+    if pool is None:
+        pool = _scratch.pool = {}
+    size = int(np.prod(shape))
+    key = (role, np.dtype(dtype).str)
+    buf = pool.get(key)
+    if buf is None or buf.size < size:
+        buf = pool[key] = np.empty(size, dtype=dtype)
+    return buf[:size].reshape(shape)
 
 
 class Conv2d(Layer):
@@ -70,9 +88,10 @@ class Conv2d(Layer):
         w2 = self.weight.data.reshape(self.out_channels, -1)
         y = np.empty((T * B, self.out_channels, ho * wo), dtype=np.result_type(x4, w2))
         for sl in self._chunks(T * B, H, W):
-            cols = im2col(x4[sl], k, s, p)                               # [C·k·k, n·H_o·W_o]
-            y_chunk = w2 @ cols                                          # Y = W₂·X_col
-            y[sl] = y_chunk.reshape(self.out_channels, -1, ho * wo).transpose(1, 0, 2)
+            n = sl.stop - sl.start
+            cols = im2col(x4[sl], k, s, p, _buffer("cols", (w2.shape[1], n * ho * wo), y.dtype))
+            y_chunk = np.matmul(w2, cols, out=_buffer("y", (self.out_channels, n * ho * wo), y.dtype))   # Y = W₂·X_col
+            y[sl] = y_chunk.reshape(self.out_channels, n, ho * wo).transpose(1, 0, 2)
         if self.bias is not None:
             y += self.bias.data[:, None]
         self._saved_x = x4
@@ -88,10 +107,14 @@ class Conv2d(Layer):
         dw2 = self.weight.grad.reshape(self.out_channels, -1)
         dx = np.empty((N, C, H, W), dtype=np.result_type(dy3, w2))
         for sl in self._chunks(N, H, W):
-            dy2 = np.ascontiguousarray(dy3[sl].transpose(1, 0, 2)).reshape(self.out_channels, -1)
-            cols = im2col(x4[sl], k, s, p)
-            dw2 += dy2 @ cols.T                                          # dW₂ = dY·X_colᵀ
-            dx[sl] = col2im(w2.T @ dy2, dy2.shape[1] // (ho * wo), C, H, W, k, s, p)
+            n = sl.stop - sl.start
+            dy2 = _buffer("dy", (self.out_channels, n, ho * wo), dx.dtype)
+            dy2[...] = dy3[sl].transpose(1, 0, 2)
+            dy2 = dy2.reshape(self.out_channels, n * ho * wo)
+            cols = im2col(x4[sl], k, s, p, _buffer("cols", (w2.shape[1], n * ho * wo), dx.dtype))
+            dw2 += dy2 @ cols.T                                              # dW₂ = dY·X_colᵀ
+            dcols = np.matmul(w2.T, dy2, out=_buffer("dcols", cols.shape, dx.dtype))   # dX_col = W₂ᵀ·dY
+            col2im(dcols, k, s, p, dx[sl])
         if self.bias is not None:
             self.bias.grad += dy3.sum(axis=(0, 2))
         return dx.reshape(T, B, C, H, W)
