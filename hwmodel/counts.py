@@ -7,7 +7,11 @@ With c_t(i) the number of samples whose input to a layer is non-zero at position
     synops_t = (1/N)·Σ_i c_t(i)·f(i)        the layer's input is binary (0/±1): Effective ACs
     macs_t   = (1/N)·Σ_i c_t(i)·f(i)        the layer's input is not binary:   Effective MACs
     dense_t  = Σ_i f(i)                     every connection at every step:    Dense
-    ann_macs = Σ_i f(i)                     the same architecture as an ANN, one pass
+    ann_macs = P·Σ_i f(i)                   the same architecture as an ANN, P passes
+
+P = 1 for a static input (the image repeated or rate-coded over the T steps); P = T for a
+sequence, where every step brings new data (sMNIST: one pixel per step), since an ANN must then
+run once per element. The run's meta says which (``sequential``, set by the recorder).
 
 and, for a LIF layer of n neurons with spike counts s_t(i),
 
@@ -44,7 +48,8 @@ class LayerCounts:
     dense_ops: np.ndarray
     neuron_updates: np.ndarray
     spikes: np.ndarray
-    ann_macs: float = 0.0
+    ann_macs: float = 0.0       # P passes of the equivalent ANN
+    ann_passes: int = 1
     input: str = None           # the source read (synaptic / pooling layers)
     binary_input: bool = None
     origin: str = None          # "input" (driven by the encoder) or "spikes" (by the network)
@@ -82,6 +87,7 @@ class RunCounts:
     input_events: np.ndarray           # [T] non-zero encoder values per sample
     input_binary: bool
     fold_pool: bool = False
+    ann_passes: int = 1
     notes: list = field(default_factory=list)
 
     def per_timestep(self, key):
@@ -113,9 +119,17 @@ def _next_synaptic(layers, i):
     return j if j < len(layers) and layers[j]["kind"] in SYNAPTIC else None
 
 
-def count_run(run, fold_pool=False):
+def ann_passes(run, passes=None):
+    """P: ``passes`` if given ('T' or an int), else T for a sequential run and 1 otherwise."""
+    if passes is None:
+        return run.T if run.meta.get("sequential") is True else 1
+    return run.T if str(passes) == "T" else int(passes)
+
+
+def count_run(run, fold_pool=False, passes=None):
     """Count every layer of a validated ``runfile.Run``; returns ``RunCounts``."""
     T, N = run.T, run.n_samples
+    P = ann_passes(run, passes)
     zeros = np.zeros(T)
     folds = {}                    # synaptic layer index -> pool layer index folded into it
     notes = []
@@ -147,7 +161,7 @@ def count_run(run, fold_pool=False):
         if kind in SYNAPTIC:
             lc.n_weights = geometry.n_weights(kind, layer["params"])
             fan = geometry.fanout(kind, layer["params"], in_shape)
-            lc.ann_macs = float(fan.sum())
+            lc.ann_macs, lc.ann_passes = float(fan.sum()) * P, P
             if i in folds:
                 p, fan = folds[i]
                 pool = run.layers[p]
@@ -172,4 +186,5 @@ def count_run(run, fold_pool=False):
         layers.append(lc)
     input_counts = np.asarray(run.counts["input"], dtype=np.int64).reshape(T, -1)
     return RunCounts(T=T, n_samples=N, layers=layers, input_events=input_counts.sum(axis=1) / N,
-                     input_binary=bool(run.sources["input"]["binary"]), fold_pool=fold_pool, notes=notes)
+                     input_binary=bool(run.sources["input"]["binary"]), fold_pool=fold_pool, ann_passes=P,
+                     notes=notes)

@@ -8,7 +8,7 @@ Per sample and per time step t, with the counts of ``counts.py`` and a profile's
     E_static,t = P_static·Δt                         where the profile gives a static power
     E_SNN = Σ_t (E_dyn,t + E_static,t)                (static not added where the profile's event
                                                       energies already contain it: TrueNorth)
-    E_ANN = ann_macs·E_mac(ANN profile) [+ its memory term]
+    E_ANN = ann_macs·E_mac(ANN profile) [+ its memory term]      (ann_macs: P passes, counts.py)
 
 The break-even spike rate scales everything the network's own spikes drive — their synaptic
 events, the spikes, the active-neuron premium — by s while encoder-driven events, neuron
@@ -141,6 +141,12 @@ def price_all(counts, profiles, memory=False):
     return out
 
 
+def _passes(text):
+    if text == "T" or (text.isdigit() and int(text) >= 1):
+        return text
+    raise argparse.ArgumentTypeError(f"expected a positive integer or T, got {text!r}")
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         prog="python -m hwmodel.energy",
@@ -154,6 +160,9 @@ def parse_args(argv=None):
                    help="memory-aware model (Lemaire et al. 2022): price weight and state accesses too")
     p.add_argument("--fold-pool", action="store_true",
                    help="fold AvgPool2d on spikes into the next synaptic layer (ACs instead of MACs)")
+    p.add_argument("--ann-passes", metavar="N|T", type=_passes,
+                   help="passes of the equivalent ANN: 1 for a static input, T for a sequence "
+                        "(default: T when the run's meta says sequential, else 1)")
     p.add_argument("--per-timestep", action="store_true", help="also report counts and energy per time step")
     p.add_argument("--plot", metavar="OUT.png", help="plot energy per layer and the energy ratio against spike rate")
     return p.parse_args(argv)
@@ -165,7 +174,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         run = read_run(args.run)
-        counts = count_run(run, fold_pool=args.fold_pool)
+        counts = count_run(run, fold_pool=args.fold_pool, passes=args.ann_passes)
         profiles = load_profiles(args.profile)
         results = price_all(counts, profiles, memory=args.memory)
         if args.plot:

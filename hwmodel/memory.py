@@ -17,7 +17,7 @@ Per time step, for a synaptic layer with W weights, n_in inputs and n_out post-s
          + macs·(E_acc(W, w) + E_acc(n_in, s))               weight read + input read
          + [macs_t > 0]·n_out·E_acc(n_out, s)                accumulated current written once
     LIF  updates·2·E_acc(n, s) + spikes·E_acc(n, s)          state read & write; spike written
-    ANN  macs·(E_acc(W, w) + E_acc(n_in, s)) + n_out·E_acc(n_out, s)     one pass, no reuse
+    ANN  macs·(E_acc(W, w) + E_acc(n_in, s)) + P·n_out·E_acc(n_out, s)   P passes, no reuse
 
 No data reuse is assumed on either side (no weight-stationary dataflow), which is Lemaire et
 al.'s setting; an ANN accelerator with reuse would do better (Dampfhoffer et al. 2023).
@@ -63,4 +63,4 @@ def ann_layer_pj(layer, profile):
         return 0.0
     w, s = profile.weight_bits, profile.state_bits
     return (layer.ann_macs * (access_pj(profile, layer.n_weights, w) + access_pj(profile, layer.n_in, s))
-            + layer.n_out * access_pj(profile, layer.n_out, s))
+            + layer.ann_passes * layer.n_out * access_pj(profile, layer.n_out, s))

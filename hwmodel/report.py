@@ -90,7 +90,8 @@ def to_text(run, counts, results, memory=False, per_timestep=False):
             for i, layer in enumerate(counts.layers) if layer.is_synaptic or layer.is_neuron]
     rows.append(["static (whole chip)", *(_static_cell(results[n]) for n in names)])
     rows.append(["SNN total", *(fmt_energy(results[n].energy_pj) for n in names)])
-    rows.append(["ANN, one pass", *(fmt_energy(results[n].ann_pj) for n in names)])
+    passes = "one pass" if counts.ann_passes == 1 else f"{counts.ann_passes} passes (sequence)"
+    rows.append([f"ANN, {passes}", *(fmt_energy(results[n].ann_pj) for n in names)])
     rows.append(["  priced on", *(results[n].ann_profile for n in names)])
     rows.append(["SNN / ANN", *(f"{results[n].ratio:.3g}" for n in names)])
     rows.append(["break-even rate", *(_rate_cell(results[n]) for n in names)])
@@ -158,6 +159,9 @@ def _notes(counts, memory):
     if any(layer.kind == "AvgPool2d" for layer in counts.layers) and not counts.fold_pool:
         notes.append("AvgPool2d is not counted itself (as NeuroBench); its non-binary output makes the next "
                      "layer's operations MACs. --fold-pool folds it into that layer instead.")
+    if counts.ann_passes > 1:
+        notes.append(f"The input is a sequence (a new value at every step), so the equivalent ANN runs "
+                     f"{counts.ann_passes} passes, one per step; --ann-passes 1 prices a single pass.")
     if not memory:
         notes.append("Memory traffic is not priced for the CMOS profiles; --memory adds weight and "
                      "membrane-potential accesses (Lemaire et al. 2022).")
@@ -191,7 +195,8 @@ def to_json(run, counts, results, memory=False, per_timestep=False):
                           for table, c in r.profile.constants()}}
     doc = {"run": {"path": run.path, "format_version": 1, "T": run.T, "n_samples": run.n_samples,
                    "accuracy": run.accuracy, "input_binary": counts.input_binary, "meta": run.meta},
-           "options": {"memory": memory, "fold_pool": counts.fold_pool, "profiles": list(results)},
+           "options": {"memory": memory, "fold_pool": counts.fold_pool, "ann_passes": counts.ann_passes,
+                       "profiles": list(results)},
            "units": "per sample (one inference), summed over time steps; energies in pJ",
            "totals": totals, "layers": layers, "profiles": profiles,
            "notes": list(counts.notes) + _notes(counts, memory)}

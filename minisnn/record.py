@@ -9,6 +9,8 @@ other intermediate such as average-pooled spikes),
 which is exactly what counting events needs: a layer performs Σ_i c[t, i]·fanout(i) operations
 at step t. Each such tensor is marked binary when every recorded value lies in {−1, 0, 1}
 (spikes, signed Poisson input) and not binary otherwise (analogue input, pooled spikes). The
+run's meta also says whether the input is a sequence (``sequential``: analogue values that change
+from step to step, as sMNIST's one pixel per step), for the equivalent-ANN baseline. The
 file format is ``docs/run-format.md``; ``hwmodel.runfile`` writes it (atomically) and reads it.
 """
 import numpy as np
@@ -65,6 +67,7 @@ class _Recorder:
     def __init__(self):
         self.counts, self.sources, self.layers = {}, {}, None
         self.T = None
+        self.varies = False          # does the input change over time (a sequence, not a static image)?
         self.n_samples = self.n_labelled = self.n_correct = 0
 
     def add(self, name, x, origin):
@@ -89,6 +92,7 @@ class _Recorder:
         elif x.shape[0] != self.T:
             raise ValueError(f"record_run: every batch needs the same T; got {x.shape[0]} after {self.T}")
         self.add("input", x, "input")
+        self.varies = self.varies or not np.all(x == x[:1])
         current, origin, layers = "input", "input", []
         for i, layer in enumerate(net.layers):
             kind, params = describe(layer)
@@ -141,6 +145,9 @@ def record_run(net, batches, path, meta=None):
         info["minisnn_version"] = __version__
     except ImportError:
         pass
+    # analogue values that change from step to step are a sequence (sMNIST): an equivalent ANN must
+    # run once per step. Constant input is direct coding, binary input rate coding: one pass.
+    info["sequential"] = bool(rec.varies and not rec.sources["input"]["binary"])
     info.update(meta or {})
     write_run(path, T=rec.T, n_samples=rec.n_samples, layers=rec.layers, sources=rec.sources, counts=rec.counts,
               meta=info, n_labelled=rec.n_labelled, n_correct=rec.n_correct)
@@ -150,5 +157,6 @@ def record_run(net, batches, path, meta=None):
     return {"path": str(path), "T": rec.T, "n_samples": rec.n_samples,
             "accuracy": rec.n_correct / rec.n_labelled if rec.n_labelled else None,
             "layers": [e["kind"] for e in rec.layers], "input_binary": rec.sources["input"]["binary"],
+            "sequential": info["sequential"],
             "spikes_per_sample": spikes / rec.n_samples,
             "spike_rate": spikes / (rec.n_samples * rec.T * neurons) if neurons else 0.0}

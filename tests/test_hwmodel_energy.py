@@ -104,3 +104,17 @@ def test_bad_profile_on_the_cli(run_path, capsys):
     assert energy.main([str(run_path), "--profile", "nosuchchip"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: unknown profile 'nosuchchip'") and len(err.strip().splitlines()) == 1
+
+
+def test_ann_passes_for_a_sequence(run_path, tmp_path, capsys):
+    """meta sequential = true: the equivalent ANN runs once per step (T = 2 passes of 10 MACs)."""
+    from hwmodel.runfile import read_run
+    run = read_run(run_path)
+    seq = write_run(tmp_path / "seq.npz", T=2, n_samples=2, layers=LAYERS, sources=SOURCES, counts=COUNTS,
+                    meta={"sequential": True})
+    doc = cli_json(capsys, seq, "--profile", "cmos45nm")
+    assert doc["totals"]["ann_macs"] == 20 and doc["options"]["ann_passes"] == 2
+    assert doc["profiles"]["cmos45nm"]["ann_energy_pj"] == pytest.approx(20 * 4.6)
+    assert cli_json(capsys, seq, "--ann-passes", "1")["totals"]["ann_macs"] == 10
+    assert cli_json(capsys, run_path, "--ann-passes", "T")["totals"]["ann_macs"] == 20
+    assert "sequential" not in run.meta                              # absent: a static input, one pass

@@ -46,7 +46,7 @@ def test_record_matches_the_spikes(net, tmp_path):
     summary = record_run(net, list(poisson_batches(1)), path, meta={"dataset": "toy"})
     spikes = net.layers[2].last_spikes                         # the only batch: still in the layer
     run = read_run(path)
-    assert run.T == T and run.n_samples == B and run.meta["dataset"] == "toy"
+    assert run.T == T and run.n_samples == B and run.meta["dataset"] == "toy" and not run.meta["sequential"]
     assert [l["kind"] for l in run.layers] == ["Linear", "BNTT", "LIF", "Readout"]
     np.testing.assert_array_equal(run.counts["L2"], spikes.sum(axis=1))       # 0/1 spikes: count = sum
     assert run.counts["L2"].sum() == spikes.sum() > 0
@@ -84,9 +84,19 @@ def test_analogue_input_is_recorded_as_not_binary(net, tmp_path):
     summary = record_run(net, poisson_batches(2, analogue=True), path)
     run = read_run(path)
     assert not summary["input_binary"] and not run.sources["input"]["binary"]
+    assert summary["sequential"] and run.meta["sequential"]        # a new analogue value at every step
     totals = count_run(run).totals()
+    assert totals["ann_macs"] == T * (4 * 6 + 6 * 3)                # so the ANN runs once per step
     assert totals["macs"] == pytest.approx(6 * run.counts["input"].sum() / (2 * B))
     assert totals["synops"] == pytest.approx(3 * run.counts["L2"].sum() / (2 * B))
+
+
+def test_direct_coding_is_static(net, tmp_path):
+    image = np.random.default_rng(3).random((B, 4)).astype(np.float32)
+    x = np.broadcast_to(image, (T, B, 4)).copy()                    # the same analogue image every step
+    summary = record_run(net, [(x, None)], tmp_path / "d.npz")
+    assert not summary["input_binary"] and not summary["sequential"]
+    assert count_run(read_run(tmp_path / "d.npz")).totals()["ann_macs"] == 4 * 6 + 6 * 3
 
 
 def test_file_is_plain_and_written_atomically(net, tmp_path):
