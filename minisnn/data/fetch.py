@@ -1,0 +1,143 @@
+"""Find a dataset on disk, or download its published archive, verify it and unpack it.
+
+Search order (the same as MNIST's): the ``data_dir`` argument, then ``$MINISNN_DATA``, then
+``~/.cache/minisnn``; each also with the dataset's own subfolder (e.g. ``cifar10/``). A folder
+holds the dataset when every required file is under it, or under the archive's top folder
+inside it (``cifar-10-batches-bin/``…). Failing that, a published archive lying in one of those
+folders is verified and unpacked next to itself; failing that, it is downloaded into
+``~/.cache/minisnn/<subfolder>``. Checksums are the ones the dataset's authors publish (MD5).
+Every failure is a ``DataError`` whose message says what to do.
+"""
+import hashlib
+import os
+import tarfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from .errors import DataError
+
+
+def cache_root():
+    return Path.home() / ".cache" / "minisnn"
+
+
+def search_bases(data_dir=None):
+    """data_dir, $MINISNN_DATA, ~/.cache/minisnn — in that order."""
+    if data_dir and not Path(data_dir).is_dir():
+        raise DataError(f"data directory {data_dir} does not exist")
+    bases = [Path(data_dir)] if data_dir else []
+    if os.environ.get("MINISNN_DATA"):
+        bases.append(Path(os.environ["MINISNN_DATA"]))
+    bases.append(cache_root())
+    return bases
+
+
+def md5sum(path):
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _safe_members(names, dest):
+    """Refuse archive members that would land outside ``dest`` (absolute paths, '..')."""
+    root = Path(dest).resolve()
+    for name in names:
+        target = (root / name).resolve()
+        if target != root and root not in target.parents:
+            raise DataError(f"archive member {name!r} would be written outside {dest}; refusing to unpack")
+
+
+def extract(archive, dest):
+    """Unpack a .tar.gz/.tgz/.tar or .zip archive into ``dest``."""
+    archive, dest = Path(archive), Path(dest)
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                _safe_members(z.namelist(), dest)
+                z.extractall(dest)
+        else:
+            with tarfile.open(archive) as t:
+                members = [m for m in t.getmembers() if m.isfile() or m.isdir()]
+                _safe_members([m.name for m in members], dest)
+                t.extractall(dest, members=members)
+    except (OSError, tarfile.TarError, zipfile.BadZipFile) as e:
+        raise DataError(f"cannot unpack {archive}: {e}") from None
+
+
+def verify(path, md5):
+    if md5 is not None and md5sum(path) != md5:
+        raise DataError(f"checksum mismatch for {path}: the file is corrupt or not the published archive "
+                        f"(expected MD5 {md5}); delete it and try again")
+
+
+def download(url, target, md5, title):
+    """Fetch ``url`` to ``target`` (through a .part file) and verify its MD5."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r, open(part, "wb") as f:
+            while block := r.read(1 << 20):
+                f.write(block)
+    except OSError as e:
+        part.unlink(missing_ok=True)
+        raise DataError(f"{title} was not found locally and downloading {url} failed ({e}): {where_to_put(title, target.parent.name)}") from None
+    try:
+        verify(part, md5)
+    except DataError:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, target)
+    return target
+
+
+def where_to_put(title, subdir):
+    return (f"put the {title} files in a folder and pass data_dir (--data-dir DIR), or set MINISNN_DATA, "
+            f"or place them in ~/.cache/minisnn/{subdir}")
+
+
+def locate(title, subdir, inner, required, archives, data_dir=None, download_ok=True):
+    """The folder holding every path in ``required``, fetching the archives if need be.
+
+    Parameters
+    ----------
+    title : dataset name for messages.
+    subdir : the dataset's subfolder in each search base (``cifar10``).
+    inner : the top folder the archives unpack to (``cifar-10-batches-bin``), or None.
+    required : relative paths that must all exist in the returned folder.
+    archives : ``[(file name, url, md5), …]`` that together unpack to ``inner``.
+    """
+    bases = search_bases(data_dir)
+    folders = [d for base in bases for d in (base, base / subdir)]
+    candidates = [c for d in folders for c in ((d, d / inner) if inner else (d,))]
+    for c in candidates:
+        if all((c / r).exists() for r in required):
+            return c
+    # archives already on disk (downloaded by hand), else download them into the cache
+    for d in folders:
+        if all((d / name).is_file() for name, _, _ in archives):
+            for name, _, md5 in archives:
+                verify(d / name, md5)
+                extract(d / name, d)
+            return _check_unpacked(title, d, inner, required)
+    if not download_ok:
+        raise DataError(f"{title} not found in {', '.join(map(str, folders))}: {where_to_put(title, subdir)}")
+    dest = cache_root() / subdir
+    for name, url, md5 in archives:
+        if not (dest / name).is_file():
+            download(url, dest / name, md5, title)
+        else:
+            verify(dest / name, md5)
+        extract(dest / name, dest)
+    return _check_unpacked(title, dest, inner, required)
+
+
+def _check_unpacked(title, folder, inner, required):
+    root = folder / inner if inner else folder
+    missing = [r for r in required if not (root / r).exists()]
+    if missing:
+        raise DataError(f"{title}: the unpacked archive in {folder} lacks {missing[0]}")
+    return root
