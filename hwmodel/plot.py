@@ -39,7 +39,8 @@ def plot_energy(counts, results, path):
         r, _ = res.break_even()
         if r is not None and 0 < r <= 1:
             ax2.plot([r], [1.0], "x", color=color, markersize=10, markeredgewidth=2)
-            ax2.annotate(f"{r:.3g}", (r, 1.0), textcoords="offset points", xytext=(4, 6), fontsize=7, color=color)
+            ax2.annotate(f"{r:.3g}", (r, 1.0), textcoords="offset points", xytext=(4, 6 + 9 * (k % 3)),
+                         fontsize=7, color=color)
     ax2.axhline(1.0, color="k", lw=0.8, ls="--")
     ax2.set_yscale("log")
     ax2.set_xlim(0, 1)
