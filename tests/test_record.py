@@ -153,3 +153,30 @@ def test_conv_network_if_the_layer_exists(tmp_path):
     brute = ones.forward(x, train=False).sum() / 4
     assert counts.layers[0].synops.sum() == pytest.approx(brute)
     assert counts.layers[0].ann_macs == ones.forward(np.ones((1, 1, 1, 5, 5), np.float32), train=False).sum()
+
+
+def test_conv_pool_flatten_network_if_the_layers_exist(tmp_path):
+    """Conv2d → LIF → AvgPool2d → Flatten → Linear → LIF → Readout with minisnn's own layers:
+    pooled spikes are not binary, so the Linear does MACs, unless the pool is folded."""
+    conv_mod = pytest.importorskip("minisnn.layers.conv")
+    pool_mod = pytest.importorskip("minisnn.layers.pool")
+    flat_mod = pytest.importorskip("minisnn.layers.flatten")
+    from minisnn.layers import LIF, Linear, Readout
+    from minisnn.network import Sequential
+    rng = np.random.default_rng(4)
+    net = Sequential(conv_mod.Conv2d(1, 2, kernel_size=3, stride=1, padding=1, rng=rng), LIF(threshold=0.3),
+                     pool_mod.AvgPool2d(2), flat_mod.Flatten(), Linear(8, 3, rng=rng), LIF(threshold=0.2),
+                     Readout(3, 2, rng=rng))
+    x = (rng.random((4, 5, 1, 4, 4)) < 0.5).astype(np.float32)
+    record_run(net, [(x, None)], tmp_path / "cnn.npz")
+    run = read_run(tmp_path / "cnn.npz")
+    assert [l["kind"] for l in run.layers] == ["Conv2d", "LIF", "AvgPool2d", "Flatten", "Linear", "LIF", "Readout"]
+    assert run.layers[2]["input"] == "L1" and run.layers[4]["input"] == "X4"
+    assert not run.sources["X4"]["binary"]
+    s1, s5 = net.layers[1].last_spikes, net.layers[5].last_spikes
+    pooled = net.layers[2].forward(s1, train=False)
+    plain, folded = count_run(run), count_run(run, fold_pool=True)
+    assert plain.layers[4].macs.sum() == pytest.approx(3 * np.count_nonzero(pooled) / 5)
+    assert folded.layers[4].synops.sum() == pytest.approx(3 * np.count_nonzero(s1) / 5)
+    assert folded.layers[4].macs.sum() == 0
+    assert plain.layers[6].synops.sum() == pytest.approx(2 * np.count_nonzero(s5) / 5)
