@@ -44,6 +44,15 @@ class Sequential:
         for p in self.parameters():
             p.grad[...] = 0
 
+    def set_eval_stats(self, mode):
+        """How normalisation layers behave in evaluation: "running" statistics (the standard,
+        inductive choice) or each test batch's own "batch" statistics (as in training)."""
+        if mode not in ("running", "batch"):
+            raise ValueError(f"eval statistics must be 'running' or 'batch', got {mode!r}")
+        for layer in self.layers:
+            if hasattr(layer, "eval_stats"):
+                layer.eval_stats = mode
+
     def lif_layers(self):
         return [layer for layer in self.layers if isinstance(layer, LIF)]
 

@@ -140,9 +140,15 @@ def train(args):
         progress["elapsed_s"] = time.time() - started
         save_checkpoint(ckpt_path, net, opt, cfg, progress)
 
+    def diverged(what, epoch, step):
+        last = f"the last good checkpoint is {ckpt_path}" if ckpt_path.exists() else "no checkpoint was saved"
+        return TrainingDiverged(f"{what} at epoch {epoch + 1}, step {step + 1}; {last} (try a lower --lr)")
+
     print(f"training {task.name}: {len(train_x)} samples, {steps_per_epoch} steps/epoch, "
           f"{cfg['epochs']} epochs, T={cfg['T']}, norm={cfg['norm']}, out={out}", file=sys.stderr)
-    with StopRequest() as stop, open(out / "metrics.jsonl", "a") as metrics, open(out / "steps.jsonl", "a") as steps:
+    log_mode = "a" if args.resume else "w"   # a fresh run replaces the logs of an earlier run in --out
+    with StopRequest() as stop, open(out / "metrics.jsonl", log_mode) as metrics, \
+            open(out / "steps.jsonl", log_mode) as steps:
         for epoch in range(progress["epoch"], cfg["epochs"]):
             opt.lr = step_schedule(cfg["lr"], epoch, cfg["epochs"])
             order = batch_rng(cfg["seed"], epoch).permutation(len(train_x))
@@ -154,12 +160,12 @@ def train(args):
                 logits = net.forward(x, train=True)
                 loss, dlogits = cross_entropy(logits, train_y[idx])
                 if not np.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"loss became {loss} at epoch {epoch + 1}, step {step + 1}; the last good checkpoint "
-                        f"is {ckpt_path} (try a lower --lr)")
+                    raise diverged(f"loss became {loss}", epoch, step)
                 opt.zero_grad()
                 net.backward(dlogits)
                 opt.step()
+                if not all(np.isfinite(v).all() for v in net.state_dict().values()):   # never save inf/NaN
+                    raise diverged("the weights became infinite or NaN", epoch, step)
                 net.clear()
                 progress["loss_sum"] += loss * len(idx)
                 progress["correct"] += int((logits.argmax(axis=1) == train_y[idx]).sum())
@@ -184,10 +190,17 @@ def train(args):
             record = {"epoch": epoch + 1, "lr": opt.lr, "train_loss": progress["loss_sum"] / progress["seen"],
                       "train_acc": progress["correct"] / progress["seen"], "test_loss": test_loss,
                       "test_acc": test_acc, "elapsed_s": time.time() - started}
+            if cfg["norm"] in ("bntt", "bn"):   # also as in training: test batches of the training size
+                record["test_loss_batch_stats"], record["test_acc_batch_stats"] = evaluate(
+                    net, test_batches(task, test_x, test_y, cfg["T"], cfg["batch_size"], cfg["seed"]),
+                    progress=True, total=-(-len(test_x) // cfg["batch_size"]), desc="test (batch stats)",
+                    bn_stats="batch")
             metrics.write(json.dumps(record) + "\n")
             metrics.flush()
             print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f} | "
-                  f"test loss {test_loss:.4f} acc {test_acc:.4f}", file=sys.stderr)
+                  f"test loss {test_loss:.4f} acc {test_acc:.4f}" + (
+                      f" | batch-stats test acc {record['test_acc_batch_stats']:.4f}"
+                      if "test_acc_batch_stats" in record else ""), file=sys.stderr)
             progress.update(epoch=epoch + 1, step=0, loss_sum=0.0, correct=0, seen=0)
             save()
     return finish(args, task, cfg, net, out, (test_x, test_y), time.time() - started)
@@ -236,7 +249,7 @@ def main(argv=None):
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except (UsageError, DataError, CheckpointError, ValueError) as e:
+    except (UsageError, DataError, CheckpointError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -33,7 +33,8 @@ class BNTT(Layer):
         y_t = γ_t·(x_t − μ_t)/√(σ²_t + ε)
 
     Training uses the batch statistics of step t (over batch and space); evaluation uses the
-    running statistics of step t. γ ``[T, C]``, running mean/var ``[T, C]``. An input with fewer
+    running statistics of step t, or, with ``eval_stats = "batch"``, the statistics of the test
+    batch itself (transductive: the result then depends on the batch; see docs/results.md). γ ``[T, C]``, running mean/var ``[T, C]``. An input with fewer
     than T steps uses the first ones (early exit).
     """
 
@@ -45,6 +46,7 @@ class BNTT(Layer):
         self.running_mean = np.zeros((T, channels), dtype=dtype)
         self.running_var = np.ones((T, channels), dtype=dtype)
         self._buffers.update(running_mean=self.running_mean, running_var=self.running_var)
+        self.eval_stats = "running"   # or "batch": normalise test batches by their own statistics
         self._saved = None
 
     def forward(self, x, train=True):
@@ -55,9 +57,10 @@ class BNTT(Layer):
             raise ValueError(f"BNTT expects {self.channels} channels, got shape {x.shape}")
         gamma = self.gamma.data[:T]
         x4 = np.ascontiguousarray(_as_tbcs(x))
-        if train:
+        if train or self.eval_stats == "batch":
             y, xhat, mean, var = bntt_forward(x4, gamma, EPS)
-            _update_running(self.running_mean[:T], self.running_var[:T], mean, var, x4.shape[1] * x4.shape[3])
+            if train:
+                _update_running(self.running_mean[:T], self.running_var[:T], mean, var, x4.shape[1] * x4.shape[3])
             self._saved = (xhat, var, T)
             return y.reshape(x.shape)
         # evaluation: fixed statistics, so y is an affine map of x and dx = γ_t/√(r_t + ε)·dy
@@ -94,15 +97,18 @@ class BatchNorm(Layer):
         self.running_mean = np.zeros(channels, dtype=dtype)
         self.running_var = np.ones(channels, dtype=dtype)
         self._buffers.update(running_mean=self.running_mean, running_var=self.running_var)
+        self.eval_stats = "running"   # or "batch": normalise test batches by their own statistics
         self._saved = None
 
     def forward(self, x, train=True):
         x4 = np.ascontiguousarray(_as_tbcs(x))
         shared = x4.reshape(1, -1, x4.shape[2], x4.shape[3])   # time folded into the batch
         beta = self.beta.data[None, None, :, None]
-        if train:
+        if train or self.eval_stats == "batch":
             y, xhat, mean, var = bntt_forward(shared, self.gamma.data[None], EPS)
-            _update_running(self.running_mean, self.running_var, mean[0], var[0], shared.shape[1] * shared.shape[3])
+            if train:
+                _update_running(self.running_mean, self.running_var, mean[0], var[0],
+                                shared.shape[1] * shared.shape[3])
             self._saved = (xhat, var)
             return (y + beta).reshape(x.shape).astype(x.dtype, copy=False)
         scale = (self.gamma.data / np.sqrt(self.running_var + EPS)).astype(x.dtype)
