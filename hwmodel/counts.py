@@ -127,7 +127,21 @@ def ann_passes(run, passes=None):
 
 
 def count_run(run, fold_pool=False, passes=None):
-    """Count every layer of a validated ``runfile.Run``; returns ``RunCounts``."""
+    """Count every layer of a run (the equations of the module docstring).
+
+    Parameters
+    ----------
+    run : runfile.Run
+        A validated run.
+    fold_pool : bool
+        Fold AvgPool2d on binary spikes into the next synaptic layer.
+    passes : int or "T", optional
+        Passes of the equivalent ANN; default T if the run's meta says ``sequential``, else 1.
+
+    Returns
+    -------
+    RunCounts
+    """
     T, N = run.T, run.n_samples
     P = ann_passes(run, passes)
     zeros = np.zeros(T)

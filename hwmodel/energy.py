@@ -109,7 +109,23 @@ def _dynamic_total(counts, profile, memory, scale):
 
 
 def price(counts, profile, ann_profile=None, memory=False):
-    """Price ``counts`` (``counts.RunCounts``) on ``profile``; returns ``ProfileEnergy``."""
+    """Price a run's counts on one profile (the equations of the module docstring).
+
+    Parameters
+    ----------
+    counts : counts.RunCounts
+    profile : profiles.Profile
+        Prices the SNN.
+    ann_profile : profiles.Profile, optional
+        Prices the equivalent ANN (default: ``profile``).
+    memory : bool
+        Add the memory-aware terms (``memory.py``).
+
+    Returns
+    -------
+    ProfileEnergy
+        Per sample: per-layer and per-step energy, static term, ANN energy, break-even inputs.
+    """
     ann_profile = ann_profile or profile
     T = counts.T
     layer_pj, components, per_step = [], {}, np.zeros(T)

@@ -69,10 +69,22 @@ def _pool(params):
 
 
 def fanout(kind, params, in_shape):
-    """Connections leaving each input position, an int array of ``in_shape``.
+    """Connections leaving each input position.
 
-    Linear acts on the last axis (every input feeds all ``out_features``); Readout on the
-    flattened input; Conv2d as in the module docstring.
+        Linear / Readout: f(i) = out_features;   Conv2d: f(c, h, w) = (C_out/groups)·f_H(h)·f_W(w)
+
+    Parameters
+    ----------
+    kind : str
+        "Linear" (acts on the last axis), "Readout" (on the flattened input) or "Conv2d".
+    params : dict
+        The layer's params as in the run file.
+    in_shape : tuple of int
+        Per-sample input shape (``[C, H, W]`` for Conv2d).
+
+    Returns
+    -------
+    ndarray of int64, shape ``in_shape``
     """
     if kind in ("Linear", "Readout"):
         return np.full(in_shape, int(params["out_features"]), dtype=np.int64)

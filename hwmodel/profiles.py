@@ -174,7 +174,23 @@ def parse_profile(data, where="<profile>"):
 
 
 def load_profile(spec):
-    """A profile by builtin name (``loihi``) or by path to a TOML file."""
+    """Load and validate one profile.
+
+    Parameters
+    ----------
+    spec : str or Path
+        A built-in name (``"loihi"``) or the path of a TOML file.
+
+    Returns
+    -------
+    Profile
+
+    Raises
+    ------
+    ProfileError
+        One line: unknown name, unreadable file, invalid TOML, or a constant without value,
+        unit, status or source.
+    """
     spec = str(spec)
     path = Path(spec)
     if not (spec.endswith(".toml") or path.exists()):

@@ -92,7 +92,21 @@ def _shape(where, what, value):
 
 
 def read_run(path):
-    """Load and validate a run file; raise ``RunFormatError`` (one line) if anything is off."""
+    """Load and validate a run file (never unpickling).
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    Run
+
+    Raises
+    ------
+    RunFormatError
+        With a one-line message naming the file and the problem.
+    """
     where = str(path)
     try:
         if Path(path).is_file() and not zipfile.is_zipfile(path):
@@ -229,7 +243,27 @@ def _validate_io(run, lw, layer, kind, in_shape, out_shape):
 def write_run(path, *, T, n_samples, layers, sources, counts, meta=None, n_labelled=0, n_correct=0):
     """Validate, then write a run file atomically (temp file in the same folder + ``os.replace``).
 
-    ``counts`` maps each source name to an integer array ``[T, *shape]``. Returns the path.
+    Parameters
+    ----------
+    path : str or Path
+    T, n_samples : int
+    layers : list of dict
+        The layer sequence (``docs/run-format.md``).
+    sources : dict
+        Source name -> {"shape", "binary", "origin"}.
+    counts : dict
+        Source name -> integer array ``[T, *shape]``, c[t, i] = #samples non-zero at (t, i).
+    meta : dict, optional
+    n_labelled, n_correct : int
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    RunFormatError
+        If the data would not make a valid file; nothing is written then.
     """
     path = Path(path)
     run = Run(T=int(T), n_samples=int(n_samples), layers=json.loads(json.dumps(layers)),

@@ -127,11 +127,26 @@ class _Recorder:
 
 
 def record_run(net, batches, path, meta=None):
-    """Run ``net`` (eval mode) on every ``(x, labels)`` of ``batches`` and write the run file.
+    """Run ``net`` (eval mode) on every batch and write the run file.
 
-    x is the encoded input ``[T, B, ...]``; labels may be None. The counts are summed over all
-    samples; accuracy is kept when labels are given. The file is written atomically to
-    ``path`` (format v1, ``docs/run-format.md``). Returns a summary dict.
+        c_src[t, i] = Σ_batches #{b : x_src[t, b, i] ≠ 0}
+
+    Parameters
+    ----------
+    net : minisnn.network.Sequential
+        Run layer by layer with ``forward(x, train=False)``.
+    batches : iterable of (x, labels)
+        x the encoded input ``[T, B, ...]`` (same T throughout); labels ``[B]`` or None.
+    path : str or Path
+        Where the run file goes (format v1, ``docs/run-format.md``), written atomically.
+    meta : dict, optional
+        Provenance stored in the file (dataset, checkpoint, …); it overrides recorded fields.
+
+    Returns
+    -------
+    dict
+        path, T, n_samples, accuracy (None without labels), layers (kinds), input_binary,
+        sequential, spikes_per_sample, spike_rate (LIF spikes per neuron per step).
     """
     rec = _Recorder()
     total = len(batches) if hasattr(batches, "__len__") else None
