@@ -25,9 +25,13 @@ def save_checkpoint(path, net, optimizer=None, config=None, progress=None):
     meta = {"format": FORMAT, "spec": net.spec, "config": config or {}, "progress": progress or {}}
     arrays["meta"] = np.array(json.dumps(meta))
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:   # a failed or interrupted save leaves the previous checkpoint and no .tmp
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_checkpoint(path):
@@ -38,9 +42,11 @@ def load_checkpoint(path):
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-        meta = json.loads(str(arrays.pop("meta")))
+        meta = json.loads(str(arrays.pop("meta"))) if "meta" in arrays else None
     except Exception as e:  # zip, npy and JSON errors alike mean "not a readable checkpoint"
         raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} is not a minisnn checkpoint (no metadata)")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a minisnn checkpoint (format {meta.get('format')!r})")
     model = {k[6:]: v for k, v in arrays.items() if k.startswith("model/")}

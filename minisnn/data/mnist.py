@@ -86,13 +86,14 @@ def _download(name, dest):
 
 
 def find_file(name, data_dir=None, download=True):
-    """Path of ``name`` (or ``name.gz``) in the search directories, downloading if allowed."""
+    """Path of ``name`` (or ``name.gz``) in the search directories, downloading if allowed.
+    A ``data_dir`` that does not exist is an error (a typo), never a reason to look elsewhere."""
+    if data_dir and not Path(data_dir).is_dir():
+        raise DataError(f"--data-dir {data_dir} does not exist")
     for d in search_dirs(data_dir):
         for candidate in (d / name, d / f"{name}.gz"):
             if candidate.is_file():
                 return candidate
-    if data_dir and not Path(data_dir).is_dir():
-        raise DataError(f"--data-dir {data_dir} does not exist")
     if not download:
         raise DataError(f"MNIST file {name} not found in {', '.join(map(str, search_dirs(data_dir)))}")
     return _download(name, Path.home() / ".cache" / "minisnn" / "mnist")
