@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .calibrate import calibrate_norm_stats
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DataError
 from .evaluate import evaluate, test_batches
@@ -26,6 +27,9 @@ from .optim import SGD, step_schedule
 from .plots import plot_learning_curve
 from .surrogate import SURROGATES
 from .tasks import TASKS, batch_rng, get_task
+
+
+CALIBRATION_KEY = 10 ** 9 + 1   # batch_rng key of calibration batches
 
 
 class UsageError(Exception):
@@ -59,6 +63,9 @@ def parse_args(argv=None):
                    help="continue from CHECKPOINT (default: OUT/checkpoint.npz)")
     p.add_argument("--checkpoint-every", type=int, default=50, help="also checkpoint every N steps")
     p.add_argument("--eval-batch-size", type=int, default=256)
+    p.add_argument("--bn-calibration", type=int, default=20, metavar="N",
+                   help="before each evaluation, re-estimate BN running statistics on N training batches "
+                        "with the current weights (0: keep the running averages; see minisnn/calibrate.py)")
     return p.parse_args(argv)
 
 
@@ -81,7 +88,8 @@ def resolve_config(args):
               (0 <= cfg["leak"] <= 1, "--leak must be in [0, 1]"),
               (cfg["threshold"] > 0, "--threshold must be positive"),
               (args.subset is None or args.subset >= 1, "--subset must be at least 1"),
-              (args.checkpoint_every >= 1, "--checkpoint-every must be at least 1")]
+              (args.checkpoint_every >= 1, "--checkpoint-every must be at least 1"),
+              (args.bn_calibration >= 0, "--bn-calibration must be non-negative")]
     for ok, message in checks:
         if not ok:
             raise UsageError(message)
@@ -185,6 +193,7 @@ def train(args):
                           f"continue with --resume", file=sys.stderr)
                     return None
             bar.close()
+            calibrate(task, cfg, net, train_x, epoch, args.bn_calibration)
             test_loss, test_acc = evaluate(net, test_batches(task, test_x, test_y, cfg["T"], args.eval_batch_size,
                                                              cfg["seed"]), progress=True, total=n_test_batches)
             record = {"epoch": epoch + 1, "lr": opt.lr, "train_loss": progress["loss_sum"] / progress["seen"],
@@ -204,6 +213,17 @@ def train(args):
             progress.update(epoch=epoch + 1, step=0, loss_sum=0.0, correct=0, seen=0)
             save()
     return finish(args, task, cfg, net, out, (test_x, test_y), time.time() - started)
+
+
+def calibrate(task, cfg, net, train_x, epoch, n_batches):
+    """Precise BN statistics from ``n_batches`` training batches (keyed by seed and epoch)."""
+    if n_batches <= 0 or not any(hasattr(layer, "batch_statistics") for layer in net.layers):
+        return
+    rng = batch_rng(cfg["seed"], epoch, CALIBRATION_KEY)
+    size = min(cfg["batch_size"], len(train_x))
+    batches = (task.encode(train_x[rng.choice(len(train_x), size, replace=False)], cfg["T"],
+                           batch_rng(cfg["seed"], epoch, CALIBRATION_KEY, k)) for k in range(n_batches))
+    calibrate_norm_stats(net, tqdm(batches, total=n_batches, desc="BN calibration", leave=False))
 
 
 def resume(args, net, opt, cfg, out):

@@ -68,6 +68,13 @@ class BNTT(Layer):
         self._saved = (None, scale, T)
         return ((x4 - self.running_mean[:T, None, :, None]) * scale[:, None, :, None]).reshape(x.shape)
 
+    def batch_statistics(self, x):
+        """Mean and unbiased variance of each step of ``x`` per channel, ``[T, C]``."""
+        x4 = np.ascontiguousarray(_as_tbcs(x))
+        _, _, mean, var = bntt_forward(x4, self.gamma.data[:x4.shape[0]], EPS)
+        m = x4.shape[1] * x4.shape[3]
+        return mean, var * (m / max(m - 1, 1))
+
     def backward(self, dy):
         xhat, var_or_scale, T = self._saved
         dy4 = np.ascontiguousarray(_as_tbcs(dy))
@@ -115,6 +122,14 @@ class BatchNorm(Layer):
         self._saved = (None, scale)
         y = (x4 - self.running_mean[None, None, :, None]) * scale[None, None, :, None] + beta
         return y.reshape(x.shape)
+
+    def batch_statistics(self, x):
+        """Mean and unbiased variance per channel over time, batch and space, ``[C]``."""
+        x4 = np.ascontiguousarray(_as_tbcs(x))
+        shared = x4.reshape(1, -1, x4.shape[2], x4.shape[3])
+        _, _, mean, var = bntt_forward(shared, self.gamma.data[None], EPS)
+        m = shared.shape[1] * shared.shape[3]
+        return mean[0], var[0] * (m / max(m - 1, 1))
 
     def backward(self, dy):
         xhat, var_or_scale = self._saved
