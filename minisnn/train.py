@@ -172,7 +172,7 @@ def train(args):
                 opt.zero_grad()
                 net.backward(dlogits)
                 opt.step()
-                if not all(np.isfinite(v).all() for v in net.state_dict().values()):   # never save inf/NaN
+                if not all(np.isfinite(p.data).all() for p in net.parameters()):   # never save inf/NaN weights
                     raise diverged("the weights became infinite or NaN", epoch, step)
                 net.clear()
                 progress["loss_sum"] += loss * len(idx)
