@@ -1,6 +1,7 @@
 """Average pooling over space, at every time step (on spikes, as in the reference code)."""
 import numpy as np
 
+from ..kernels.pool import avgpool_backward, avgpool_forward
 from .base import Layer
 
 
@@ -14,6 +15,8 @@ class AvgPool2d(Layer):
     linear, so backward spreads each gradient evenly over its window:
 
         dx[n, c, s·i + a, s·j + b] += dy[n, c, i, j]/k²
+
+    (loops in ``kernels/pool.py``).
     """
 
     def __init__(self, kernel_size=2, stride=None):
@@ -30,45 +33,23 @@ class AvgPool2d(Layer):
         k, s = self.kernel_size, self.stride
         return (height - k) // s + 1, (width - k) // s + 1
 
-    def _window(self, a, b, ho, wo):
-        """The strided view selecting element (a, b) of every window."""
-        s = self.stride
-        return (Ellipsis, slice(a, a + s * (ho - 1) + 1, s), slice(b, b + s * (wo - 1) + 1, s))
-
     def forward(self, x, train=True):
         if x.ndim != 5:
             raise ValueError(f"AvgPool2d expects [T, B, C, H, W], got shape {x.shape}")
         ho, wo = self.output_shape(*x.shape[3:])
         if ho < 1 or wo < 1:
             raise ValueError(f"input {x.shape[3]}x{x.shape[4]} is smaller than the pooling window {self.kernel_size}")
-        k = self.kernel_size
         if x.dtype.kind != "f":
             x = x.astype(np.float32)
-        if self.stride == k and x.shape[3] == ho * k and x.shape[4] == wo * k:
-            # non-overlapping windows tiling the image: one reshape and one sum
-            y = x.reshape(*x.shape[:3], ho, k, wo, k).sum(axis=(4, 6))
-        else:
-            y = np.zeros(x.shape[:3] + (ho, wo), dtype=x.dtype)
-            for a in range(k):
-                for b in range(k):
-                    y += x[self._window(a, b, ho, wo)]
-        y *= x.dtype.type(1.0 / (k * k))
+        T, B = x.shape[:2]
+        x4 = np.ascontiguousarray(x.reshape(T * B, *x.shape[2:]))
         self._saved_shape = x.shape
-        return y
+        return avgpool_forward(x4, self.kernel_size, self.stride).reshape(T, B, x.shape[2], ho, wo)
 
     def backward(self, dy):
-        shape = self._saved_shape
-        k = self.kernel_size
-        ho, wo = dy.shape[3:]
-        g = dy * dy.dtype.type(1.0 / (k * k))
-        if self.stride == k and shape[3] == ho * k and shape[4] == wo * k:
-            dx = np.broadcast_to(g[:, :, :, :, None, :, None], dy.shape[:4] + (k, wo, k))
-            return np.ascontiguousarray(dx).reshape(shape)
-        dx = np.zeros(shape, dtype=dy.dtype)
-        for a in range(k):
-            for b in range(k):
-                dx[self._window(a, b, ho, wo)] += g
-        return dx
+        T, B, C, H, W = self._saved_shape
+        dy4 = np.ascontiguousarray(dy.reshape(T * B, *dy.shape[2:]))
+        return avgpool_backward(dy4, self.kernel_size, self.stride, H, W).reshape(T, B, C, H, W)
 
     def __repr__(self):
         return f"AvgPool2d(kernel_size={self.kernel_size}, stride={self.stride})"

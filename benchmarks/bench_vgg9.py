@@ -1,0 +1,196 @@
+"""VGG9 training-step benchmark: forward + backward against the floor set by its GEMMs.
+
+    python benchmarks/bench_vgg9.py            # B=16, T=25, 32×32 (the reference's CIFAR-10 setting)
+    python benchmarks/bench_vgg9.py --quick    # B=4, T=4: a smoke test in seconds
+
+One step = Poisson input -> net.forward -> cross-entropy -> net.backward -> clear. Reported:
+
+- the median seconds per step (after one warm-up step that also compiles the Numba kernels),
+  and the seconds spent in each layer type (forward + backward, summed over the step);
+- the GEMM floor: the very matrix products the step performs (same shapes, dtypes and memory
+  layouts, chunk by chunk as Conv2d does them), re-run alone with NumPy on random arrays of
+  the same shapes in the same process: no im2col, no neurons, no normalisation;
+- the peak resident memory of the process (``resource.getrusage``), which, unlike tracemalloc,
+  also sees the arrays allocated inside Numba kernels.
+"""
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+from collections import defaultdict
+
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def _threads_argument(argv):
+    """The value of --threads, read before NumPy and Numba start their thread pools."""
+    for i, arg in enumerate(argv):
+        if arg == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--threads="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+if __name__ == "__main__" and _threads_argument(sys.argv[1:]):
+    for _var in THREAD_VARIABLES:
+        os.environ[_var] = _threads_argument(sys.argv[1:])
+
+import numpy as np  # noqa: E402
+
+from minisnn import models  # noqa: E402
+from minisnn.encoding import poisson  # noqa: E402
+from minisnn.layers import Conv2d, Linear, Readout  # noqa: E402
+from minisnn.losses import cross_entropy  # noqa: E402
+
+
+class Clock:
+    """Wall-clock and process CPU seconds together (CPU time is what a shared machine's
+    other jobs cannot inflate; with one thread it is the work itself)."""
+
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def lap(self):
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def instrument(net):
+    """Wrap every layer's forward/backward to record its input shape and accumulate its time."""
+    shapes, seconds = {}, defaultdict(lambda: [0.0, 0.0])
+
+    def wrap(layer, name, method):
+        original = getattr(layer, method)
+
+        def timed(arg, *rest, **kw):
+            if method == "forward":
+                shapes[id(layer)] = arg.shape
+            clock = Clock()
+            out = original(arg, *rest, **kw)
+            wall, cpu = clock.lap()
+            seconds[name][0] += wall
+            seconds[name][1] += cpu
+            return out
+        setattr(layer, method, timed)
+
+    for layer in net.layers:
+        name = type(layer).__name__
+        wrap(layer, name, "forward")
+        wrap(layer, name, "backward")
+    return shapes, seconds
+
+
+def gemm_list(net, shapes):
+    """(layer type, shape of A, shape of B, A transposed?, B transposed?) for every product of one step."""
+    out = []
+    for layer in net.layers:
+        name = type(layer).__name__
+        shape = shapes[id(layer)]
+        if isinstance(layer, Conv2d):
+            T, B, C, H, W = shape
+            ho, wo = layer.output_shape(H, W)
+            K, M = C * layer.kernel_size ** 2, layer.out_channels
+            for sl in layer._chunks(T * B, H, W):
+                P = (sl.stop - sl.start) * ho * wo
+                out += [(name, (M, K), (K, P), False, False),      # Y = W₂·X_col
+                        (name, (M, P), (K, P), False, True),       # dW₂ = dY·X_colᵀ
+                        (name, (M, K), (M, P), True, False)]       # dX_col = W₂ᵀ·dY
+        elif isinstance(layer, (Linear, Readout)):
+            rows = int(np.prod(shape[:2])) if isinstance(layer, Linear) else shape[1]
+            F, O = layer.in_features, layer.out_features
+            out += [(name, (rows, F), (O, F), False, True),        # y = x·Wᵀ
+                    (name, (rows, O), (rows, F), True, False),     # dW = dyᵀ·x
+                    (name, (rows, O), (O, F), False, False)]       # dx = dy·W
+    return out
+
+
+def time_gemms(gemms, dtype, repeats, rng):
+    """Median (wall, CPU) seconds to run all the products once, on random arrays of the same
+    layouts; and the median CPU seconds per layer type."""
+    operands = []
+    for name, a_shape, b_shape, ta, tb in gemms:
+        a = rng.random(a_shape, dtype=dtype)
+        b = rng.random(b_shape, dtype=dtype)
+        operands.append((name, a.T if ta else a, b.T if tb else b))
+    walls, cpus, by_type = [], [], defaultdict(list)
+    for _ in range(repeats + 1):
+        clock, per_type = Clock(), defaultdict(float)
+        for name, a, b in operands:
+            c0 = time.process_time()
+            a @ b
+            per_type[name] += time.process_time() - c0
+        wall, cpu = clock.lap()
+        walls.append(wall)
+        cpus.append(cpu)
+        for name, t in per_type.items():
+            by_type[name].append(t)
+    per_type = {name: statistics.median(t[1:]) for name, t in by_type.items()}
+    return (statistics.median(walls[1:]), statistics.median(cpus[1:])), per_type
+
+
+def gemm_flops(gemms):
+    return sum(2 * a[0] * a[1] * (b[0] if tb else b[1]) for _, a, b, ta, tb in gemms)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", "-T", type=int, default=25, dest="T")
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3, help="timed steps (after one warm-up)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="set OPENBLAS/OMP/MKL/NUMBA_NUM_THREADS (acts only when run as a script)")
+    parser.add_argument("--quick", action="store_true", help="B=4, T=4: a smoke test")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.batch, args.T, args.repeats = 4, 4, 2
+    rng = np.random.default_rng(0)
+    net = models.vgg9(T=args.T, input_size=args.size, dtype=np.float32)
+    shapes, seconds = instrument(net)
+    images = rng.standard_normal((args.batch, 3, args.size, args.size)).astype(np.float32)
+    labels = rng.integers(0, 10, args.batch)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    walls, cpus = [], []
+    for i in range(args.repeats + 1):
+        if i == 1:
+            seconds.clear()
+        clock = Clock()
+        x = poisson(images, args.T, rng)
+        logits = net.forward(x, train=True)
+        _, dlogits = cross_entropy(logits, labels)
+        net.zero_grad()
+        net.backward(dlogits)
+        net.clear()
+        wall, cpu = clock.lap()
+        walls.append(wall)
+        cpus.append(cpu)
+    step = statistics.median(walls[1:]), statistics.median(cpus[1:])
+    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    gemms = gemm_list(net, shapes)
+    floor, floor_by_type = time_gemms(gemms, np.float32, args.repeats, rng)
+    flops = gemm_flops(gemms)
+
+    threads = {v: os.environ.get(v, "default") for v in THREAD_VARIABLES}
+    print(f"VGG9 forward+backward, B={args.batch}, T={args.T}, {args.size}x{args.size}, float32, "
+          f"median of {args.repeats} steps; {os.cpu_count()} CPUs, threads: "
+          + ", ".join(f"{k.split('_')[0]}={v}" for k, v in threads.items()))
+    print(f"{'':28s}{'wall s':>10s}{'CPU s':>10s}")
+    print(f"{'step (forward+backward)':28s}{step[0]:10.3f}{step[1]:10.3f}")
+    print(f"{'GEMM floor (same products)':28s}{floor[0]:10.3f}{floor[1]:10.3f}   {len(gemms)} GEMMs, "
+          f"{flops / 1e9:.1f} GFLOP, {flops / floor[0] / 1e9:.0f} GFLOP/s wall")
+    print(f"{'step / floor':28s}{step[0] / floor[0]:10.2f}{step[1] / floor[1]:10.2f}")
+    print(f"{'peak RSS (MiB)':28s}{rss_peak / 1024:10.0f}   (before the first step: {rss_before / 1024:.0f})")
+    print("per layer type (forward + backward, per step):")
+    print(f"  {'':26s}{'wall s':>10s}{'CPU s':>10s}{'GEMM CPU s':>12s}")
+    for name, (wall, cpu) in sorted(seconds.items(), key=lambda kv: -kv[1][1]):
+        gemm = f"{floor_by_type[name]:12.3f}" if name in floor_by_type else ""
+        print(f"  {name:26s}{wall / args.repeats:10.3f}{cpu / args.repeats:10.3f}{gemm}")
+    return step, floor
+
+
+if __name__ == "__main__":
+    main()
