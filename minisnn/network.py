@@ -74,11 +74,12 @@ class Sequential:
         unexpected = sorted(set(state) - set(targets))
         if missing or unexpected:
             raise ValueError(f"state dict does not match the network: missing {missing}, unexpected {unexpected}")
+        for name, target in targets.items():   # check every entry before changing any
+            shape = np.shape(state[name])
+            if shape != target.shape:
+                raise ValueError(f"state dict entry {name!r} has shape {shape}, the network expects {target.shape}")
         for name, target in targets.items():
-            value = np.asarray(state[name])
-            if value.shape != target.shape:
-                raise ValueError(f"state dict entry {name!r} has shape {value.shape}, the network expects {target.shape}")
-            target[...] = value
+            target[...] = state[name]
 
     def __repr__(self):
         body = "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))

@@ -414,9 +414,12 @@ def test_load_state_dict_rejects_mismatches():
     extra = dict(good, **{"7.weight": np.zeros(3)})
     with pytest.raises(ValueError, match="7.weight"):
         net.load_state_dict(extra)
-    wrong = dict(good, **{"3.weight": np.zeros((6, 4))})
+    wrong = {k: v + 1.0 for k, v in good.items()}
+    wrong["3.weight"] = np.zeros((6, 4))
     with pytest.raises(ValueError, match="3.weight"):
         net.load_state_dict(wrong)
+    for key, value in net.state_dict().items():   # nothing was copied before the error
+        np.testing.assert_array_equal(value, good[key])
 
 
 # -------------------------------------------------------------------------------- paper network

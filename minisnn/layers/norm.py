@@ -61,12 +61,13 @@ class BNTT(Layer):
             y, xhat, mean, var = bntt_forward(x4, gamma, EPS)
             if train:
                 _update_running(self.running_mean[:T], self.running_var[:T], mean, var, x4.shape[1] * x4.shape[3])
-            self._saved = (xhat, var, T)
+            self._saved = ("batch", xhat, var, T)
             return y.reshape(x.shape)
-        # evaluation: fixed statistics, so y is an affine map of x and dx = γ_t/√(r_t + ε)·dy
-        scale = (gamma / np.sqrt(self.running_var[:T] + EPS)).astype(x.dtype)
-        self._saved = (None, scale, T)
-        return ((x4 - self.running_mean[:T, None, :, None]) * scale[:, None, :, None]).reshape(x.shape)
+        # evaluation: fixed statistics r, so x̂ = (x − r_mean)/√(r_var + ε) does not depend on the batch
+        inv_std = (1.0 / np.sqrt(self.running_var[:T] + EPS)).astype(x.dtype)
+        xhat = (x4 - self.running_mean[:T, None, :, None]) * inv_std[:, None, :, None]
+        self._saved = ("fixed", xhat, inv_std, T)
+        return (xhat * gamma[:, None, :, None]).reshape(x.shape)
 
     def batch_statistics(self, x):
         """Mean and unbiased variance of each step of ``x`` per channel, ``[T, C]``."""
@@ -76,11 +77,15 @@ class BNTT(Layer):
         return mean, var * (m / max(m - 1, 1))
 
     def backward(self, dy):
-        xhat, var_or_scale, T = self._saved
+        """Batch statistics: ``bntt_backward``. Fixed (running) statistics: y = γ_t·x̂ is affine
+        in x, so dγ_t = Σ dy·x̂ and dx = γ_t/√(r_var + ε)·dy."""
+        mode, xhat, stat, T = self._saved
         dy4 = np.ascontiguousarray(_as_tbcs(dy))
-        if xhat is None:   # evaluation mode (e.g. FGSM): no gradient to γ is needed
-            return (dy4 * var_or_scale[:, None, :, None]).reshape(dy.shape)
-        dx, dgamma = bntt_backward(dy4, xhat, self.gamma.data[:T], var_or_scale, EPS)
+        gamma = self.gamma.data[:T]
+        if mode == "fixed":
+            self.gamma.grad[:T] += (dy4 * xhat).sum(axis=(1, 3)).astype(self.gamma.grad.dtype)
+            return (dy4 * (gamma * stat)[:, None, :, None]).reshape(dy.shape)
+        dx, dgamma = bntt_backward(dy4, xhat, gamma, stat, EPS)
         self.gamma.grad[:T] += dgamma.astype(self.gamma.grad.dtype)
         return dx.reshape(dy.shape)
 
@@ -116,12 +121,12 @@ class BatchNorm(Layer):
             if train:
                 _update_running(self.running_mean, self.running_var, mean[0], var[0],
                                 shared.shape[1] * shared.shape[3])
-            self._saved = (xhat, var)
+            self._saved = ("batch", xhat, var)
             return (y + beta).reshape(x.shape).astype(x.dtype, copy=False)
-        scale = (self.gamma.data / np.sqrt(self.running_var + EPS)).astype(x.dtype)
-        self._saved = (None, scale)
-        y = (x4 - self.running_mean[None, None, :, None]) * scale[None, None, :, None] + beta
-        return y.reshape(x.shape)
+        inv_std = (1.0 / np.sqrt(self.running_var + EPS)).astype(x.dtype)
+        xhat = (x4 - self.running_mean[None, None, :, None]) * inv_std[None, None, :, None]
+        self._saved = ("fixed", xhat, inv_std)
+        return (xhat * self.gamma.data[None, None, :, None] + beta).reshape(x.shape)
 
     def batch_statistics(self, x):
         """Mean and unbiased variance per channel over time, batch and space, ``[C]``."""
@@ -132,13 +137,14 @@ class BatchNorm(Layer):
         return mean[0], var[0] * (m / max(m - 1, 1))
 
     def backward(self, dy):
-        xhat, var_or_scale = self._saved
+        mode, xhat, stat = self._saved
         dy4 = np.ascontiguousarray(_as_tbcs(dy))
-        if xhat is None:
-            return (dy4 * var_or_scale[None, None, :, None]).reshape(dy.shape)
         self.beta.grad += dy4.sum(axis=(0, 1, 3)).astype(self.beta.grad.dtype)
+        if mode == "fixed":   # affine in x: dγ = Σ dy·x̂, dx = γ/√(r_var + ε)·dy
+            self.gamma.grad += (dy4 * xhat).sum(axis=(0, 1, 3)).astype(self.gamma.grad.dtype)
+            return (dy4 * (self.gamma.data * stat)[None, None, :, None]).reshape(dy.shape)
         shared = dy4.reshape(1, -1, dy4.shape[2], dy4.shape[3])
-        dx, dgamma = bntt_backward(shared, xhat, self.gamma.data[None], var_or_scale, EPS)
+        dx, dgamma = bntt_backward(shared, xhat, self.gamma.data[None], stat, EPS)
         self.gamma.grad += dgamma[0].astype(self.gamma.grad.dtype)
         return dx.reshape(dy.shape)
 
