@@ -156,10 +156,14 @@ def vgg11(T=30, num_classes=100, in_channels=3, input_size=32, norm="bntt", leak
                     surrogate, reset, detach_reset, dtype, seed, spec=_spec("vgg11", **args))
 
 
-def mnist_conv(T=10, num_classes=10, in_channels=1, input_size=28, channels=(32, 64), hidden=256,
+def mnist_conv(T=8, num_classes=10, in_channels=1, input_size=28, channels=(32, 64), hidden=128,
                norm="bntt", leak=0.95, threshold=1.0, surrogate="triangle", reset="soft",
                detach_reset=True, dtype=np.float32, seed=0):
-    """A small MNIST CNN: 32c3, P, 64c3, P, FC 256, readout (each conv and the FC with norm and LIF)."""
+    """A small MNIST CNN: 32c3, P, 64c3, P, FC 128, readout (each conv and the FC with norm and LIF).
+
+    Cost per training step of 64 images at T=8: about 0.8 CPU-seconds (one core);
+    ``channels=(16, 32)`` is about 3× cheaper.
+    """
     channels = [int(c) for c in np.atleast_1d(channels)]
     args = dict(T=T, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
                 channels=channels, hidden=int(hidden), norm=norm, leak=leak, threshold=threshold,
