@@ -164,7 +164,9 @@ def train(args):
                        initial=progress["step"], total=steps_per_epoch, mininterval=2.0)
             for step in bar:
                 idx = order[step * cfg["batch_size"]:(step + 1) * cfg["batch_size"]]
-                x = task.encode(train_x[idx], cfg["T"], batch_rng(cfg["seed"], epoch, step))
+                rng = batch_rng(cfg["seed"], epoch, step)
+                images = task.augment(train_x[idx], rng) if task.augment else train_x[idx]
+                x = task.encode(images, cfg["T"], rng)
                 logits = net.forward(x, train=True)
                 loss, dlogits = cross_entropy(logits, train_y[idx])
                 if not np.isfinite(loss):
