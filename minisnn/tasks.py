@@ -56,10 +56,17 @@ def _encode_rgb(images, T, rng):
     return encoding.poisson(cifar.normalize(images), T, rng)
 
 
+def _encode_tiny(images, T, rng):
+    """Tiny-ImageNet: its own channel statistics, then signed Poisson ``[T, B, 3, 64, 64]``."""
+    return encoding.poisson(augment.normalize(images, tinyimagenet.TINY_MEAN, tinyimagenet.TINY_STD), T, rng)
+
+
 def _encode_dvs(frames, T, rng):
+    """Event frames as binary input spikes: a pixel spikes at step t if it had any event of that
+    polarity in bin t (counts above 1 are clipped, so the input layer performs accumulates)."""
     if T != frames.shape[1]:
         raise ValueError(f"DVS-CIFAR10 frames are binned into {frames.shape[1]} steps: T must be {frames.shape[1]}")
-    return dvs.as_input(frames)
+    return np.minimum(dvs.as_input(frames), 1.0)
 
 
 def _raw(loader):
@@ -88,7 +95,7 @@ TASKS = {
     "cifar100": Task("cifar100", _raw(cifar.load_cifar100), _encode_rgb, models.vgg11,
                      dict(T=30, epochs=120, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.99),
                      augment=_crop_flip),
-    "tinyimagenet": Task("tinyimagenet", _raw(tinyimagenet.load_tinyimagenet), _encode_rgb,
+    "tinyimagenet": Task("tinyimagenet", _raw(tinyimagenet.load_tinyimagenet), _encode_tiny,
                          partial(models.vgg11, num_classes=200, input_size=64),
                          dict(T=30, epochs=120, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.99),
                          augment=_crop_flip),
