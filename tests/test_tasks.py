@@ -1,0 +1,63 @@
+"""Every training task: its encoder produces the input its network expects, and a network built
+from a checkpoint's spec is the same network."""
+import numpy as np
+import pytest
+
+from minisnn import models
+from minisnn.tasks import TASKS, get_task
+
+RAW = {   # a fake batch of 2 in each dataset's loaded format
+    "smnist": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
+    "mnist": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
+    "mnist-conv": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
+    "cifar10": lambda r: r.integers(0, 256, (2, 3, 32, 32)).astype(np.uint8),
+    "cifar100": lambda r: r.integers(0, 256, (2, 3, 32, 32)).astype(np.uint8),
+    "tinyimagenet": lambda r: r.integers(0, 256, (2, 3, 64, 64)).astype(np.uint8),
+    "dvscifar10": lambda r: r.integers(0, 4, (2, 20, 2, 64, 64)).astype(np.uint8),
+}
+INPUT = {"smnist": (1,), "mnist": (784,), "mnist-conv": (1, 28, 28), "cifar10": (3, 32, 32),
+         "cifar100": (3, 32, 32), "tinyimagenet": (3, 64, 64), "dvscifar10": (2, 64, 64)}
+
+
+def test_every_task_is_covered():
+    assert set(RAW) == set(TASKS)
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_encoder_shape_and_values(name):
+    task, rng = get_task(name), np.random.default_rng(0)
+    T = task.defaults["T"]
+    images = RAW[name](rng)
+    if task.augment:
+        images = task.augment(images, rng)
+    x = task.encode(images, T, rng)
+    assert x.shape == (T, 2) + INPUT[name]
+    if name not in ("smnist",):   # every other input is a spike code in {-1, 0, 1}
+        assert set(np.unique(x)) <= {-1.0, 0.0, 1.0}
+
+
+@pytest.mark.parametrize("name", ["mnist", "mnist-conv", "cifar10", "tinyimagenet", "dvscifar10"])
+def test_network_rebuilds_from_its_spec(name):
+    task = get_task(name)
+    net = task.build(T=2, norm="bntt", leak=0.9, threshold=1.0, surrogate="triangle", seed=3)
+    again = models.build(net.spec)
+    for (k1, a), (k2, b) in zip(net.named_parameters(), again.named_parameters()):
+        assert k1 == k2 and np.array_equal(a.data, b.data)
+    first = next(p for _, p in net.named_parameters())
+    assert first.data.shape[1] == INPUT[name][0]
+
+
+def test_conv_task_forward_gives_class_scores():
+    task, rng = get_task("mnist-conv"), np.random.default_rng(1)
+    net = task.build(T=2, norm="bntt", leak=0.95, threshold=1.0, surrogate="triangle", seed=0)
+    logits = net.forward(task.encode(RAW["mnist-conv"](rng), 2, rng), train=True)
+    assert logits.shape == (2, 10) and np.all(np.isfinite(logits))
+
+
+def test_unknown_task_and_wrong_T_are_errors():
+    with pytest.raises(ValueError, match="unknown dataset"):
+        get_task("imagenet")
+    with pytest.raises(ValueError, match="T must be 784"):
+        get_task("smnist").encode(RAW["smnist"](np.random.default_rng(0)), 10, None)
+    with pytest.raises(ValueError, match="T must be 20"):
+        get_task("dvscifar10").encode(RAW["dvscifar10"](np.random.default_rng(0)), 5, None)
