@@ -129,20 +129,23 @@ MNIST_FULL = dict(T=25, hidden=400, steps=300, batch_size=64, train_samples=2000
 MNIST_FAST = dict(T=8, hidden=64, steps=25, batch_size=32, train_samples=800)
 
 
-def trained_mnist(norm="bntt", verbose=True):
+def trained_mnist(norm="bntt", committed=True, verbose=True):
     """A static-MNIST network (``models.mnist_fc``, Poisson input) and its checkpoint meta.
 
-    The repository's ``results/mnist/checkpoint.npz`` when it exists (BNTT only); otherwise a
-    network trained here for a short budget (``MNIST_FULL``, or ``MNIST_FAST`` in fast mode),
-    cached in the temporary folder so that the next notebook reuses it.
+    With ``committed``, the repository's ``results/mnist/checkpoint.npz`` when it exists (BNTT
+    only); otherwise a network trained here for a short budget (``MNIST_FULL``, or ``MNIST_FAST``
+    in fast mode), cached in the temporary folder so that the next notebook reuses it.
+    ``meta["label"]`` says which it is.
     """
-    committed = REPO / "results" / "mnist" / "checkpoint.npz"
-    if norm == "bntt" and committed.is_file():
+    path = REPO / "results" / "mnist" / "checkpoint.npz"
+    if committed and norm == "bntt" and path.is_file():
         try:
-            net, meta = load_network(committed)
-            if meta.get("config", {}).get("norm") == "bntt":
+            net, meta = load_network(path)
+            config = meta.get("config", {})
+            if config.get("norm") == "bntt":
                 if verbose:
-                    print(f"loaded {committed.relative_to(REPO)}")
+                    print(f"loaded {path.relative_to(REPO)}")
+                meta["label"] = f"bntt, results/mnist ({config.get('epochs', '?')} epochs)"
                 return net, meta
         except CheckpointError:
             pass
@@ -151,11 +154,13 @@ def trained_mnist(norm="bntt", verbose=True):
     cfg["data"] = source
     key = hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
     path = CACHE / f"mnist_{norm}_{key}.npz"
+    label = f"{norm}, trained here ({cfg['steps']} steps)"
     if path.is_file():
         try:
             net, meta = load_network(path)
             if verbose:
-                print(f"reusing the network trained earlier: {path}")
+                print(f"reusing the network trained earlier: {path.name} (in {CACHE})")
+            meta["label"] = label
             return net, meta
         except CheckpointError:
             pass
@@ -171,4 +176,6 @@ def trained_mnist(norm="bntt", verbose=True):
     if verbose:
         print(f"trained mnist_fc ({norm}, T={T}, hidden {cfg['hidden']}) for {cfg['steps']} steps on {source} "
               f"in {time.time() - started:.0f} s; last training accuracy {history[-1]['acc']:.3f}")
-    return load_network(path)
+    net, meta = load_network(path)
+    meta["label"] = label
+    return net, meta
