@@ -1,0 +1,161 @@
+"""Accuracy under Gaussian noise and under FGSM (paper Fig. 8A and 8B).
+
+Perturbations live in pixel space (intensities in [0, 1] for MNIST), then the image is
+normalised and encoded exactly as in evaluation (same Poisson draws as the clean run):
+
+    noise:  p̃ = clip(p + σ·n, 0, 1),            n ~ N(0, 1) per pixel
+    FGSM:   p̃ = clip(p + ε·sign(∂L/∂p), 0, 1)    (Goodfellow et al. 2015), one step, white box
+
+∂L/∂p comes from the engine's own BPTT in evaluation mode, ``net.backward(dlogits)`` giving
+∂L/∂s for the encoded input s ``[T, B, ...]``, mapped back to the image through the encoder:
+
+    pixel sequence (sMNIST): s_t = x_{b, t}        ->  ∂L/∂x_{b,t} = ∂L/∂s_{t,b}
+    Poisson (static MNIST):  E[s_t] = sign(x)·min(1, |x|/2)
+                                                    ->  ∂L/∂x = Σ_t ∂L/∂s_t · [|x| < 2]/2
+
+A Poisson spike has no derivative, so the attack differentiates the rate code's expectation
+(a straight-through estimate: forward on the sampled spikes, backward through E[s_t]); and
+with x = (p − mean)/std, sign(∂L/∂p) = sign(∂L/∂x).
+"""
+import inspect
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import encoding, tasks
+from ..data import mnist
+from ..losses import cross_entropy
+from ..tasks import batch_rng
+from . import common
+
+NOISE_KEY = 10 ** 9 + 1          # batch_rng key of the noise draws, apart from the evaluation draws
+POISSON_SCALE = inspect.signature(encoding.poisson).parameters["scale"].default
+PIXEL_STATS = {"mnist": (mnist.MEAN, mnist.STD), "smnist": (mnist.MEAN, mnist.STD)}
+
+
+def pixel_space(task):
+    """(mean, std, clip) so that pixels p = x·std + mean; unknown tasks: normalised units, no clip."""
+    if task.name in PIXEL_STATS:
+        return (*PIXEL_STATS[task.name], True)
+    return 0.0, 1.0, False
+
+
+def input_gradient(task, images, dx):
+    """∂L/∂x for the normalised images ``[B, ...]`` from ∂L/∂s, s = encode(x) ``[T, B, ...]``."""
+    if task.encode is tasks._encode_pixels:
+        return dx[:, :, 0].T.reshape(images.shape)
+    if task.encode is tasks._encode_poisson:
+        ds = dx.sum(axis=0).reshape(images.shape)
+        return ds * (np.abs(images) < POISSON_SCALE) / POISSON_SCALE
+    raise ValueError(f"FGSM does not know how to differentiate the input encoder of task {task.name!r}")
+
+
+def loss_gradient(net, x, labels):
+    """(loss, ∂L/∂s) of the mean cross-entropy, by BPTT in evaluation mode; leaves no .grad behind."""
+    logits = net.forward(x, train=False)
+    loss, dlogits = cross_entropy(logits, labels)
+    dx = net.backward(dlogits)
+    net.zero_grad()
+    net.clear()
+    return loss, dx
+
+
+def perturb(images, delta, task):
+    """Normalised images moved by ``delta`` pixel units, clipped to valid pixels."""
+    mean, std, clip = pixel_space(task)
+    pixels = images.astype(np.float64) * std + mean + delta
+    if clip:
+        pixels = np.clip(pixels, 0.0, 1.0)
+    return ((pixels - mean) / std).astype(images.dtype)
+
+
+def _score(net, x, labels):
+    logits = net.forward(x, train=False)
+    loss, _ = cross_entropy(logits, labels)
+    net.clear()
+    return loss * len(labels), int((logits.argmax(axis=1) == labels).sum())
+
+
+def analyse(net, meta, task, images, labels, batch_size, sigmas, epsilons, progress=False):
+    """Accuracy (and loss) for each noise σ and FGSM ε, all in pixel units.
+
+    Test image i keeps its evaluation draws (seed, EVAL_KEY, i) under every perturbation and
+    has its own noise draw (seed, NOISE_KEY, i), so nothing depends on the batch size (except
+    through ``--bn-stats batch``). One BPTT pass per batch serves every ε.
+    """
+    config = meta["config"]
+    T, seed = config["T"], config.get("seed", 0)
+    noise_hits = np.zeros(len(sigmas))
+    fgsm_hits, fgsm_loss = np.zeros(len(epsilons)), np.zeros(len(epsilons))
+    starts = range(0, len(images), batch_size)
+    for start in tqdm(starts, desc="robustness", disable=not progress, leave=False):
+        x, y = images[start:start + batch_size], labels[start:start + batch_size]
+        encode = lambda imgs: common.encode_eval(task, imgs, start, T, seed)   # noqa: E731  the clean draws
+        n = np.stack([batch_rng(seed, NOISE_KEY, start + j).standard_normal(x.shape[1:]) for j in range(len(x))])
+        for k, sigma in enumerate(sigmas):
+            noise_hits[k] += _score(net, encode(perturb(x, sigma * n, task)), y)[1]
+        _, dx = loss_gradient(net, encode(x), y)
+        direction = np.sign(input_gradient(task, x, dx))
+        for k, eps in enumerate(epsilons):
+            loss_sum, hits = _score(net, encode(perturb(x, eps * direction, task)), y)
+            fgsm_hits[k] += hits
+            fgsm_loss[k] += loss_sum
+    N = len(images)
+    return {"samples": N, "sigmas": list(sigmas), "noise_accuracy": noise_hits / N, "epsilons": list(epsilons),
+            "fgsm_accuracy": fgsm_hits / N, "fgsm_loss": fgsm_loss / N, "units": "pixel intensity in [0, 1]"
+            if pixel_space(task)[2] else "normalised input units"}
+
+
+def plot(results, path, title=""):
+    plt = common.plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for r in results:
+        a.plot(r["sigmas"], 100 * np.asarray(r["noise_accuracy"]), "o-", label=r["label"])
+        b.plot(r["epsilons"], 100 * np.asarray(r["fgsm_accuracy"]), "o-", label=r["label"])
+    a.set(xlabel="noise σ (pixel units)", ylabel="test accuracy (%)", title="additive Gaussian noise")
+    b.set(xlabel="FGSM ε (pixel units)", ylabel="test accuracy (%)", title="FGSM (BPTT to the input)")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_ylim(0, 101)
+    fig.suptitle(title)
+    return common.save_figure(fig, path)
+
+
+def add_arguments(p):
+    p.add_argument("--sigmas", default="0,0.1,0.2,0.3,0.4,0.5", help="Gaussian noise levels (pixel units)")
+    p.add_argument("--epsilons", default="0,0.02,0.05,0.1,0.15,0.2", help="FGSM step sizes (pixel units)")
+    p.add_argument("--compare", nargs="+", default=[], metavar="CHECKPOINT",
+                   help="other checkpoints attacked the same way (e.g. trained without BNTT)")
+
+
+def run(args):
+    sigmas = common.parse_list(args.sigmas, float, "--sigmas")
+    epsilons = common.parse_list(args.epsilons, float, "--epsilons")
+    if min(sigmas) < 0 or min(epsilons) < 0:
+        raise ValueError("--sigmas and --epsilons must be non-negative")
+    loaded = [(c, *common.load(c)) for c in [args.checkpoint, *args.compare]]
+    if len({task.name for _, _, _, task in loaded}) > 1:
+        raise ValueError("--compare checkpoints must be trained on the same dataset")
+    results, cache = [], {}
+    for path, net, meta, task in loaded:
+        if task.name not in cache:
+            cache[task.name] = common.load_test(task, args.data_dir, args.subset)
+        images, labels = cache[task.name]
+        batch_size = common.eval_mode(net, meta, args.bn_stats, args.batch_size)
+        r = analyse(net, meta, task, images, labels, batch_size, sigmas, epsilons, progress=True)
+        r.update(checkpoint=str(path), norm=meta["config"].get("norm"), dataset=task.name, bn_stats=args.bn_stats,
+                 batch_size=batch_size)
+        results.append(r)
+    for r, label in zip(results, common.labels([(r["norm"], r["checkpoint"]) for r in results])):
+        r["label"] = label
+    main = results[0]
+    gaps = [{"against": r["label"],
+             "noise": np.asarray(main["noise_accuracy"]) - r["noise_accuracy"],
+             "fgsm": np.asarray(main["fgsm_accuracy"]) - r["fgsm_accuracy"]} for r in results[1:]]
+    out = common.out_dir(args.out, args.checkpoint)
+    plot(results, out / "robustness.png", f"{main['dataset']}: robustness ({main['samples']} test samples)")
+    common.save_json(out / "robustness.json", {"runs": results, "gaps": gaps})
+    text = "; ".join(f"{r['label']}: noise σ={sigmas[-1]:g} {100 * r['noise_accuracy'][-1]:.2f} %, "
+                     f"FGSM ε={epsilons[-1]:g} {100 * r['fgsm_accuracy'][-1]:.2f} %" for r in results)
+    return f"{text}; {out / 'robustness.png'}"
