@@ -335,7 +335,7 @@ def bad_train_input(case, data, tmp, ckpt, monkeypatch):
                                        f"marker was reached")
     if case == "unknown dataset":
         return ["cifar7", "--data-dir", data, "--out", out], re.compile(
-            r"unknown dataset 'cifar7'; choose one of (\w+, )*mnist(, \w+)*")
+            r"unknown dataset 'cifar7'; choose one of ([\w-]+, )*mnist(, [\w-]+)*")
     if case == "negative epochs":
         return train_args(data, out, "--epochs", "-1"), "--epochs must be at least 1"
     if case == "T = 0":
