@@ -145,6 +145,11 @@ def test_spikes_agree_with_a_recording_counted_by_hwmodel(ckpt, tiny_mnist, tmp_
     assert rc == 0, err
     from_run = json.loads((tmp_path / "from_run" / "spikes.json").read_text())["runs"][0]
     assert from_run["spike_rate"] == pytest.approx(mine["spike_rate"], rel=1e-12)
+    rc, out, err = run("spikes", ckpt, "--record", tmp_path / "again.npz", "--data-dir", tiny_mnist, "--batch-size", 8,
+                       "--out", tmp_path / "recorded")
+    assert rc == 0 and (tmp_path / "again.npz").exists(), err
+    recorded = json.loads((tmp_path / "recorded" / "spikes.json").read_text())["runs"][0]
+    assert recorded["spike_rate"] == pytest.approx(mine["spike_rate"], rel=1e-12)
 
 
 def test_conv_fanout_counts_the_outputs_each_input_reaches():

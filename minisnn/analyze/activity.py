@@ -33,7 +33,20 @@ def axis_fanout(n, k, s, p):
 
 
 def fanout(layer, in_shape):
-    """Connections leaving each input position of one sample, an int array of ``in_shape``."""
+    """Connections leaving each input position of one sample.
+
+    Parameters
+    ----------
+    layer : Linear, Readout or Conv2d
+    in_shape : tuple
+        The layer's input shape for one sample (``(in,)`` or ``(C, H, W)``).
+
+    Returns
+    -------
+    ndarray
+        int64, flattened ``in_shape``: out_features for Linear/Readout, and for Conv2d
+        C_out·f_H(h)·f_W(w) (``axis_fanout``).
+    """
     if isinstance(layer, (Linear, Readout)):
         return np.full(int(np.prod(in_shape)), layer.out_features, dtype=np.int64)
     c, h, w = in_shape
@@ -49,9 +62,24 @@ def _is_binary(x):
 def record_activity(net, batches, progress=False, total=None, desc="activity"):
     """Run ``net`` in evaluation mode over ``batches`` and count its activity.
 
-    Returns a dict: ``T``, ``n_samples``, ``correct``, ``spike_counts`` {layer index: int64
-    [T, *neuron shape]} (the run file's counts of each LIF output), ``ops`` {layer index:
-    {"kind", "binary", "per_step": [T] per sample}}, ``neurons`` {layer index: n}.
+    Parameters
+    ----------
+    net : Sequential
+    batches : iterable of (x ``[T, B, ...]``, labels ``[B]``)
+        Every batch with the same T.
+    progress : bool
+        Show a tqdm bar.
+    total : int, optional
+        Number of batches, for the bar.
+    desc : str
+        The bar's label.
+
+    Returns
+    -------
+    dict
+        ``T``, ``n_samples``, ``correct``, ``spike_counts`` {layer index: int64 ``[T, *neuron
+        shape]``} (the run file's counts of each LIF output), ``ops`` {layer index: {"kind",
+        "binary", "per_step": ``[T]`` per sample}}, ``neurons`` {layer index: n}.
     """
     spike_counts, ops, binary, fan, neurons = {}, {}, {}, {}, {}
     n_samples = correct = 0
@@ -87,7 +115,20 @@ def record_activity(net, batches, progress=False, total=None, desc="activity"):
 
 
 def summarize(activity):
-    """Per-layer spikes per step, spike rates and the totals per sample (synops, MACs, spikes)."""
+    """Per-layer spikes per step, spike rates and the totals per sample.
+
+    Parameters
+    ----------
+    activity : dict
+        From ``record_activity`` (``ops`` may be empty, as for a run file).
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``layers`` [{"layer", "neurons", "spikes_per_step" ``[T]``, "spikes",
+        "rate"}], ``spike_rate``, ``spikes``, ``synops``, ``synops_from_spikes``, ``macs``
+        (all per sample, summed over the steps).
+    """
     N, T = activity["n_samples"], activity["T"]
     layers = []
     for i, c in activity["spike_counts"].items():

@@ -39,7 +39,29 @@ def train_argv(dataset, norm, run_dir, args):
 
 
 def train_one(dataset, norm, run_dir, args):
-    """Train (or resume, or reuse) one normalisation. Returns (summary or None, diverged message)."""
+    """Train (or resume, or reuse) one normalisation.
+
+    Parameters
+    ----------
+    dataset : str
+    norm : str
+    run_dir : Path
+        This norm's subfolder of ``--out``.
+    args : argparse.Namespace
+        The comparison's options.
+
+    Returns
+    -------
+    (dict or None, str or None)
+        The run's summary.json content, or None and the divergence message.
+
+    Raises
+    ------
+    ValueError
+        ``run_dir`` holds a finished run with other settings.
+    KeyboardInterrupt
+        Training was stopped with Ctrl-C (its checkpoint is saved; rerun to resume).
+    """
     targs = trainer.parse_args(train_argv(dataset, norm, run_dir, args))
     _, cfg = trainer.resolve_config(targs)
     summary_path = run_dir / "summary.json"
@@ -125,7 +147,8 @@ def plot(result, path, title=""):
     else:
         b.set(xlabel="epoch")
     b.set(ylabel="test accuracy (%)", title="test accuracy")
-    c.set(ylabel="spikes per neuron per step (%)", title="spike rate per layer")
+    top = max((100 * max(r["layer_rates"]) for r in ok), default=1)
+    c.set(ylabel="spikes per neuron per step (%)", title="spike rate per layer", ylim=(0, 1.4 * top or 1))
     for ax in (a, b, c):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

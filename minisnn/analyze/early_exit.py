@@ -25,7 +25,23 @@ from . import common
 
 
 def mean_gamma(net):
-    """ḡ ``[L, T]``: the mean over channels of γ_t of each BNTT layer."""
+    """ḡ_l(t) = mean_c γ_{l,t,c} for every BNTT layer.
+
+    Parameters
+    ----------
+    net : Sequential
+        A network with BNTT layers.
+
+    Returns
+    -------
+    ndarray
+        float64 ``[L, T]``, BNTT layers in network order.
+
+    Raises
+    ------
+    ValueError
+        When the network has no BNTT layer.
+    """
     layers = common.bntt_layers(net)
     if not layers:
         raise ValueError("early exit needs BNTT layers (γ_t per time step); this network has none")
@@ -33,7 +49,20 @@ def mean_gamma(net):
 
 
 def exit_step(gbar, threshold):
-    """t_exit(θ) for ḡ ``[L, T]``: the first t with max_{l, s ≥ t} ḡ_l(s) < θ (at most T)."""
+    """t_exit(θ) = min{t ∈ 1..T : max_{l, s ≥ t} ḡ_l(s) < θ}, T when no such t < T exists.
+
+    Parameters
+    ----------
+    gbar : array_like
+        Mean γ ``[L, T]`` (or ``[T]`` for one layer).
+    threshold : float
+        θ.
+
+    Returns
+    -------
+    int
+        The number of steps to feed, in 1..T; never larger for a larger θ.
+    """
     gbar = np.atleast_2d(np.asarray(gbar, dtype=np.float64))
     T = gbar.shape[1]
     suffix_max = np.maximum.accumulate(gbar.max(axis=0)[::-1])[::-1]   # m_t = max_{s ≥ t} ḡ(s)
@@ -54,9 +83,24 @@ def default_thresholds(gbar, n=10):
 
 
 def prefix_accuracy(net, batches, progress=False, total=None):
-    """Accuracy ``[T]`` when stopping after t = 1..T steps, from one full run per batch.
+    """Accuracy when stopping after t = 1..T steps, from one full run per batch:
 
         z_t = W·(1/t)·Σ_{s < t} o_s   (o the spikes entering the readout)
+
+    Parameters
+    ----------
+    net : Sequential
+        Ends in a ``Readout``; run in evaluation mode.
+    batches : iterable of (x ``[T, B, ...]``, labels ``[B]``)
+    progress : bool
+        Show a tqdm bar.
+    total : int, optional
+        Number of batches, for the bar.
+
+    Returns
+    -------
+    ndarray
+        ``[T]``: entry t − 1 is the accuracy of stopping after t steps.
     """
     readout = net.layers[-1]
     if not isinstance(readout, Readout):
@@ -76,7 +120,22 @@ def prefix_accuracy(net, batches, progress=False, total=None):
 
 
 def truncated_accuracy(net, batches, steps, progress=False, total=None):
-    """Accuracy of the network fed only the first ``steps`` time steps of each input."""
+    """Accuracy of the network fed only the first ``steps`` time steps of each input.
+
+    Parameters
+    ----------
+    net : Sequential
+        Run in evaluation mode on ``x[:steps]``.
+    batches : iterable of (x ``[T, B, ...]``, labels ``[B]``)
+    steps : int
+        Steps fed, 1..T.
+    progress, total
+        As ``prefix_accuracy``.
+
+    Returns
+    -------
+    float
+    """
     correct = seen = 0
     for x, y in tqdm(batches, total=total, desc=f"exit at t={steps}", disable=not progress, leave=False):
         logits = net.forward(np.ascontiguousarray(x[:steps]), train=False)
@@ -94,6 +153,28 @@ def analyse(net, meta, task, images, labels, batch_size, thresholds=None, thresh
     sweep whose accuracy is within ``tolerance`` of the full-length accuracy. For comparison,
     ``earliest_step_within_tolerance`` is the first t whose prefix accuracy is within ``tolerance``
     (what a rule knowing the test accuracy could reach).
+
+    Parameters
+    ----------
+    net, meta, task
+        As ``common.load`` returns them.
+    images, labels : ndarray
+        Normalised test images and their labels.
+    batch_size : int
+    thresholds : list of float, optional
+        θ's to sweep (default ``default_thresholds``).
+    threshold : float, optional
+        θ to report (added to the sweep).
+    tolerance : float
+        Accuracy drop allowed when choosing θ.
+    progress : bool
+
+    Returns
+    -------
+    dict
+        ``mean_gamma``, ``prefix_accuracy``, ``sweep`` (threshold, exit_step, accuracy,
+        prefix_accuracy), the chosen ``threshold``, ``exit_step``, ``accuracy_at_exit``,
+        ``accuracy_lost``, ``earliest_step_within_tolerance`` and more.
     """
     gbar = mean_gamma(net)
     T = gbar.shape[1]

@@ -10,10 +10,22 @@ from . import common
 
 
 def histograms(net, layers=None, steps=None, bins=30):
-    """γ statistics per chosen BNTT layer (0-based among the BNTT layers) and time step.
+    """γ statistics per chosen BNTT layer and time step.
 
-    Returns {"T", "layers": [{"bntt_layer", "network_index", "channels", "edges" (the layer's
-    bins, shared by its steps), "steps": [{"t", "counts", "mean", "std", "min", "max", "median"}]}]}.
+    Parameters
+    ----------
+    net : Sequential
+    layers : list of int, optional
+        BNTT layers, counted from 0 among the BNTT layers (default all).
+    steps : list of int, optional
+        Time steps (default ``default_steps``).
+    bins : int
+
+    Returns
+    -------
+    dict
+        {"T", "layers": [{"bntt_layer", "network_index", "channels", "edges" (the layer's bins,
+        shared by its steps), "steps": [{"t", "counts", "mean", "std", "min", "max", "median"}]}]}.
     """
     found = common.bntt_layers(net)
     if not found:

@@ -41,7 +41,22 @@ def pixel_space(task):
 
 
 def input_gradient(task, images, dx):
-    """∂L/∂x for the normalised images ``[B, ...]`` from ∂L/∂s, s = encode(x) ``[T, B, ...]``."""
+    """∂L/∂x for the normalised images from ∂L/∂s, s = encode(x) (module docstring).
+
+    Parameters
+    ----------
+    task : Task
+        Its encoder decides the mapping (pixel sequence or Poisson rate code).
+    images : ndarray
+        Normalised images ``[B, ...]``.
+    dx : ndarray
+        ∂L/∂s ``[T, B, ...]`` from ``net.backward``.
+
+    Returns
+    -------
+    ndarray
+        Of ``images``' shape.
+    """
     if task.encode is tasks._encode_pixels:
         return dx[:, :, 0].T.reshape(images.shape)
     if task.encode is tasks._encode_poisson:
@@ -51,7 +66,21 @@ def input_gradient(task, images, dx):
 
 
 def loss_gradient(net, x, labels):
-    """(loss, ∂L/∂s) of the mean cross-entropy, by BPTT in evaluation mode; leaves no .grad behind."""
+    """The mean cross-entropy and its gradient with respect to the input, by BPTT in evaluation mode.
+
+    Parameters
+    ----------
+    net : Sequential
+    x : ndarray
+        Encoded input ``[T, B, ...]``.
+    labels : ndarray
+        ``[B]``.
+
+    Returns
+    -------
+    (float, ndarray)
+        The loss and ∂L/∂x ``[T, B, ...]``; the parameters' ``.grad`` are left at zero.
+    """
     logits = net.forward(x, train=False)
     loss, dlogits = cross_entropy(logits, labels)
     dx = net.backward(dlogits)
@@ -82,6 +111,23 @@ def analyse(net, meta, task, images, labels, batch_size, sigmas, epsilons, progr
     Test image i keeps its evaluation draws (seed, EVAL_KEY, i) under every perturbation and
     has its own noise draw (seed, NOISE_KEY, i), so nothing depends on the batch size (except
     through ``--bn-stats batch``). One BPTT pass per batch serves every ε.
+
+    Parameters
+    ----------
+    net, meta, task
+        As ``common.load`` returns them.
+    images, labels : ndarray
+        Normalised test images and labels.
+    batch_size : int
+    sigmas, epsilons : list of float
+        Noise levels and FGSM steps, in pixel units.
+    progress : bool
+
+    Returns
+    -------
+    dict
+        ``noise_accuracy`` ``[len(sigmas)]``, ``fgsm_accuracy`` and ``fgsm_loss``
+        ``[len(epsilons)]``, ``samples``, ``units``.
     """
     config = meta["config"]
     T, seed = config["T"], config.get("seed", 0)

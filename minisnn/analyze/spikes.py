@@ -17,7 +17,25 @@ from .activity import record_activity, summarize
 
 
 def from_checkpoint(path, data_dir, subset, batch_size=None, bn_stats="running", progress=True):
-    """The activity summary (``activity.summarize``) of one checkpoint on the test split."""
+    """The activity summary (``activity.summarize``) of one checkpoint on the test split.
+
+    Parameters
+    ----------
+    path : str or Path
+        Checkpoint.
+    data_dir : str, optional
+    subset : int, optional
+        First N test images.
+    batch_size : int, optional
+        Default as ``common.eval_mode``.
+    bn_stats : {"running", "batch"}
+    progress : bool
+
+    Returns
+    -------
+    dict
+        The summary, with ``checkpoint``, ``dataset``, ``norm`` and the raw ``activity``.
+    """
     net, meta, task = common.load(path)
     batch_size = common.eval_mode(net, meta, bn_stats, batch_size)
     images, labels = common.load_test(task, data_dir, subset)
@@ -30,7 +48,18 @@ def from_checkpoint(path, data_dir, subset, batch_size=None, bn_stats="running",
 
 
 def from_run(path):
-    """The same summary from a run file written by ``--record`` (hwmodel's reader validates it)."""
+    """The same summary from a run file written by ``--record`` (hwmodel's reader validates it).
+
+    Parameters
+    ----------
+    path : str or Path
+        run.npz (format ``docs/run-format.md``).
+
+    Returns
+    -------
+    dict
+        As ``from_checkpoint`` without synaptic operations; accuracy from the recording.
+    """
     try:
         from hwmodel.runfile import read_run
     except ImportError:
@@ -67,16 +96,17 @@ def plot(summaries, path, title=""):
     names = common.labels([(s.get("norm"), s.get("checkpoint") or s.get("run")) for s in summaries])
     for k, (s, label) in enumerate(zip(summaries, names)):
         for j, layer in enumerate(s["layers"]):
-            a.plot(layer["spikes_per_step"], styles[k % 4], color=f"C{j}", lw=1,
+            a.plot(layer["spikes_per_step"], styles[j % 4], color=f"C{k}", lw=1,
                    label=f"{label}: LIF {j + 1}" if len(summaries) > 1 else f"LIF layer {j + 1}")
         rates = [100 * layer["rate"] for layer in s["layers"]]
-        b.bar(np.arange(len(rates)) + k * width - 0.4 + width / 2, rates, width,
+        b.bar(np.arange(len(rates)) + k * width - 0.4 + width / 2, rates, width, color=f"C{k}",
               label=f"{label} (mean {100 * s['spike_rate']:.2f} %)")
     a.set(xlabel="time step t", ylabel="spikes per sample", title="spikes per layer per time step")
     a.legend(fontsize=7)
     n_layers = max(len(s["layers"]) for s in summaries)
     b.set_xticks(range(n_layers), [f"LIF {j + 1}" for j in range(n_layers)])
-    b.set(ylabel="spikes per neuron per step (%)", title="spike rate per layer")
+    top = max(100 * layer["rate"] for s in summaries for layer in s["layers"])
+    b.set(ylabel="spikes per neuron per step (%)", title="spike rate per layer", ylim=(0, 1.4 * top or 1))
     b.legend(fontsize=8)
     for ax in (a, b):
         ax.grid(alpha=0.3)

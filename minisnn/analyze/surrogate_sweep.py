@@ -45,7 +45,22 @@ def set_surrogate(net, name, height, width, reset_grad=None):
 
 
 def gradient_profile(net, dlogits):
-    """Backward of ``dlogits`` after a training-mode forward: G_l(t) per LIF layer and more."""
+    """Backward of ``dlogits`` after a training-mode forward, measured layer by layer.
+
+    Parameters
+    ----------
+    net : Sequential
+        Its last forward pass (train mode) is still saved; it can be backpropagated again.
+    dlogits : ndarray
+        ∂L/∂z ``[B, classes]``.
+
+    Returns
+    -------
+    dict
+        ``grad_norm`` G ``[L, T]`` (first LIF layer first; overflow as inf), ``layer_norm``,
+        ``weight_grad_norm``, ``dead_fraction`` (share of exactly-zero ∂L/∂I per layer),
+        ``gain_per_layer``, ``time_growth``, ``time_ratio``, ``regime`` {"depth", "time"}.
+    """
     dy = dlogits
     norms, dead, wgrad = [], [], []
     for layer in reversed(net.layers):
@@ -89,7 +104,17 @@ def _label(small, large, low, high):
 
 def short_training(spec, name, h, w, reset_grad, config, task, train_data, test_data, steps, batch_size,
                    eval_batch, meta, bn_stats="running"):
-    """Train a fresh network with this surrogate for ``steps`` SGD steps; test accuracy and losses."""
+    """Train a fresh network with surrogate (name, h, w) for ``steps`` SGD steps.
+
+    Batches of ``batch_size`` training images follow one fixed permutation (wrapping around);
+    SGD takes the checkpoint's lr, momentum and weight decay.
+
+    Returns
+    -------
+    dict
+        ``initial_loss``, ``final_loss`` (mean of the last fifth of the steps),
+        ``test_accuracy``, ``diverged``, ``trains`` (not diverged and above twice chance).
+    """
     net = models.build(spec)
     set_surrogate(net, name, h, w, reset_grad)
     opt = SGD(net.parameters(), config.get("lr", 0.1), config.get("momentum", 0.9), config.get("weight_decay", 0))
@@ -120,7 +145,28 @@ def short_training(spec, name, h, w, reset_grad, config, task, train_data, test_
 
 
 def analyse(net, meta, task, batch, surrogates, widths, heights, reset_grad=None, train=None, progress=False):
-    """One forward pass on ``batch``; one backward per (surrogate, width, height)."""
+    """One forward pass on ``batch``; one backward per (surrogate, width, height).
+
+    Parameters
+    ----------
+    net, meta, task
+        The network to measure (at initialisation or trained) and its checkpoint's meta, task.
+    batch : (ndarray, ndarray)
+        Encoded training input ``[T, B, ...]`` and labels.
+    surrogates : list of str
+    widths, heights : list of float
+    reset_grad : {None, "detached", "attached"}
+        None keeps each LIF layer's setting.
+    train : dict, optional
+        Keyword arguments of ``short_training`` (without the surrogate): train each setting.
+    progress : bool
+
+    Returns
+    -------
+    dict
+        ``settings`` [{"surrogate", "width", "height", **gradient_profile, "training"?}],
+        ``spike_rate_at_start`` per LIF layer, ``T``, ``batch``.
+    """
     x, y = batch
     logits = net.forward(x, train=True)
     _, dlogits = cross_entropy(logits, y)
