@@ -3,22 +3,13 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from hwmodel import energy
 from hwmodel.profiles import builtin_names
 from hwmodel.runfile import write_run
+from tiny_run import COUNTS, LAYERS, SOURCES
 
-LAYERS = [
-    {"index": 0, "kind": "Linear", "in_shape": [3], "out_shape": [2], "input": "input",
-     "params": {"in_features": 3, "out_features": 2}},
-    {"index": 1, "kind": "LIF", "in_shape": [2], "out_shape": [2], "output": "L1", "params": {}},
-    {"index": 2, "kind": "Readout", "in_shape": [2], "out_shape": [2], "input": "L1",
-     "params": {"in_features": 2, "out_features": 2}},
-]
-SOURCES = {"input": {"shape": [3], "binary": True}, "L1": {"shape": [2], "binary": True}}
-COUNTS = {"input": np.array([[2, 0, 1], [0, 1, 0]]), "L1": np.array([[1, 0], [2, 1]])}
 CONTRACT = ("synops", "macs", "dense_ops", "neuron_updates", "spikes", "energy_pj")
 
 

@@ -9,18 +9,10 @@ from hwmodel import energy
 from hwmodel.counts import count_run
 from hwmodel.profiles import STATUSES, ProfileError, builtin_names, load_profile, load_profiles
 from hwmodel.runfile import read_run, write_run
+from tiny_run import COUNTS, LAYERS, SOURCES
 
 # Linear(3→2) → LIF(2) → Readout(2→2), T = 2, two samples (worked out in test_hwmodel_counts):
 # per sample, input-driven synops 4, readout synops 4, neuron updates 4, spikes 2, ANN MACs 10.
-LAYERS = [
-    {"index": 0, "kind": "Linear", "in_shape": [3], "out_shape": [2], "input": "input",
-     "params": {"in_features": 3, "out_features": 2}},
-    {"index": 1, "kind": "LIF", "in_shape": [2], "out_shape": [2], "output": "L1", "params": {}},
-    {"index": 2, "kind": "Readout", "in_shape": [2], "out_shape": [2], "input": "L1",
-     "params": {"in_features": 2, "out_features": 2}},
-]
-SOURCES = {"input": {"shape": [3], "binary": True}, "L1": {"shape": [2], "binary": True}}
-COUNTS = {"input": np.array([[2, 0, 1], [0, 1, 0]]), "L1": np.array([[1, 0], [2, 1]])}
 
 # energy per sample (pJ), by hand:  synops 8, neuron updates 4 (2 of them firing), spikes 2
 BY_HAND = {

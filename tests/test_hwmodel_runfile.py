@@ -8,17 +8,10 @@ import pytest
 
 from hwmodel import energy
 from hwmodel.runfile import RunFormatError, read_run, write_run
+from tiny_run import COUNTS, LAYERS
 
-LAYERS = [
-    {"index": 0, "kind": "Linear", "in_shape": [3], "out_shape": [2], "input": "input",
-     "params": {"in_features": 3, "out_features": 2}},
-    {"index": 1, "kind": "LIF", "in_shape": [2], "out_shape": [2], "output": "L1", "params": {}},
-    {"index": 2, "kind": "Readout", "in_shape": [2], "out_shape": [2], "input": "L1",
-     "params": {"in_features": 2, "out_features": 2}},
-]
 SOURCES = {"input": {"shape": [3], "binary": True, "origin": "input"},
            "L1": {"shape": [2], "binary": True, "origin": "spikes"}}
-COUNTS = {"input": np.array([[2, 0, 1], [0, 1, 0]]), "L1": np.array([[1, 0], [2, 1]])}
 
 
 @pytest.fixture
