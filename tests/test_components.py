@@ -487,3 +487,20 @@ def test_smnist_fc_float64_end_to_end(norm):
     assert np.abs(net.layers[0].weight.grad).max() > 0        # the gradient reaches the first layer
     z_eval = net.forward(x, train=False)
     assert z_eval.dtype == np.float64 and z_eval.shape == (B, 10)
+
+
+@pytest.mark.parametrize("layer", [LIF(leak=0.9), BNTT(T=6, channels=5)], ids=["LIF", "BNTT"])
+def test_reused_workspace_never_aliases_outputs_and_backward_follows_the_last_forward(layer):
+    """LIF and BNTT keep u and x̂ in a buffer reused from call to call; their outputs must stay
+    independent arrays, and a backward must belong to the most recent forward."""
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.normal(0.5, 1, (2, 6, 3, 5))
+    dy = rng.normal(size=(6, 3, 5))
+    y1 = layer.forward(x1)
+    kept = y1.copy()
+    y2 = layer.forward(x2)
+    np.testing.assert_array_equal(y1, kept)
+    assert not np.shares_memory(y1, y2)
+    dx_after_two = layer.backward(dy)
+    layer.forward(x2)
+    np.testing.assert_array_equal(dx_after_two, layer.backward(dy))

@@ -1,18 +1,17 @@
 """Average-pooling loops, parallel over image planes (each thread owns whole planes).
 
-Arrays are ``[N, C, H, W]`` with N = T·B; windows k×k every s pixels, no padding.
+Arrays are ``[N, C, H, W]`` with N = T·B; windows k×k every s pixels, no padding. The caller
+allocates the output with NumPy (huge pages; see ``kernels/norm.py``).
 """
-import numpy as np
 from numba import njit, prange
 
 
 @njit(parallel=True, cache=True)
-def avgpool_forward(x, k, s):
-    """y[n, c, i, j] = (1/k²)·Σ_{a,b<k} x[n, c, s·i + a, s·j + b],  H_o = ⌊(H − k)/s⌋ + 1."""
-    N, C, H, W = x.shape
-    Ho = (H - k) // s + 1
-    Wo = (W - k) // s + 1
-    y = np.empty((N, C, Ho, Wo), dtype=x.dtype)
+def avgpool_forward(x, k, s, y):
+    """y[n, c, i, j] = (1/k²)·Σ_{a,b<k} x[n, c, s·i + a, s·j + b],  H_o = ⌊(H − k)/s⌋ + 1.
+
+    Writes y ``[N, C, H_o, W_o]`` and returns it."""
+    N, C, Ho, Wo = y.shape
     inv = 1.0 / (k * k)
     for plane in prange(N * C):
         n = plane // C
@@ -28,10 +27,11 @@ def avgpool_forward(x, k, s):
 
 
 @njit(parallel=True, cache=True)
-def avgpool_backward(dy, k, s, H, W):
-    """dx[n, c, s·i + a, s·j + b] += dy[n, c, i, j]/k²  (0 where no window reaches)."""
+def avgpool_backward(dy, k, s, dx):
+    """dx[n, c, s·i + a, s·j + b] += dy[n, c, i, j]/k²  (0 where no window reaches).
+
+    ``dx`` ``[N, C, H, W]`` must come in zeroed; returns it."""
     N, C, Ho, Wo = dy.shape
-    dx = np.zeros((N, C, H, W), dtype=dy.dtype)
     inv = 1.0 / (k * k)
     for plane in prange(N * C):
         n = plane // C

@@ -27,6 +27,17 @@ class Layer:
     def __init__(self):
         self._params = {}
         self._buffers = {}
+        self._workspace = {}
+
+    def workspace(self, name, shape, dtype):
+        """An array for something the layer keeps for its own backward (the LIF membrane, the
+        normalised x̂), reused from call to call while shape and dtype match: a fresh
+        100 MB array costs as much in page faults as the arithmetic that fills it. Never used
+        for outputs, which callers may keep. Held until the layer is deleted."""
+        buf = self._workspace.get(name)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != np.dtype(dtype):
+            buf = self._workspace[name] = np.empty(shape, dtype=dtype)
+        return buf
 
     def forward(self, x, train=True):
         raise NotImplementedError

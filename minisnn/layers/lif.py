@@ -50,7 +50,9 @@ class LIF(Layer):
         leak, theta, hard, kind, h, w = self._scalars(current.dtype)
         frozen = _NO_FROZEN.astype(current.dtype) if self.frozen_reset is None else \
             np.ascontiguousarray(self.frozen_reset.reshape(current.shape), dtype=current.dtype)
-        spikes, membrane = lif_scan_forward(current, leak, theta, hard, self.smooth, kind, h, w, frozen)
+        spikes, membrane = lif_scan_forward(current, leak, theta, hard, self.smooth, kind, h, w, frozen,
+                                            np.empty_like(current),
+                                            self.workspace("membrane", current.shape, current.dtype))
         self._saved_spikes, self._saved_membrane = spikes, membrane
         spikes = spikes.reshape(shape)
         self.last_spikes = spikes
@@ -59,11 +61,13 @@ class LIF(Layer):
     def backward(self, dy):
         """∂L/∂I from ∂L/∂o by the reverse-time scan ``lif_scan_backward``."""
         shape = dy.shape
-        # no copy: a broadcast gradient (from the readout) stays a stride-0 view
-        grad = dy.reshape(shape[0], -1).astype(self._saved_membrane.dtype, copy=False)
-        leak, theta, hard, kind, h, w = self._scalars(grad.dtype)
-        dx = lif_scan_backward(grad, self._saved_membrane, self._saved_spikes, leak, theta, hard,
-                               self.detach_reset, kind, h, w)
+        membrane = self._saved_membrane
+        if dy.strides[0] == 0:   # the readout's gradient, the same at every step: pass one row
+            dy = dy[:1]
+        grad = np.ascontiguousarray(dy.reshape(dy.shape[0], -1), dtype=membrane.dtype)
+        leak, theta, hard, kind, h, w = self._scalars(membrane.dtype)
+        dx = lif_scan_backward(grad, membrane, self._saved_spikes, leak, theta, hard,
+                               self.detach_reset, kind, h, w, np.empty_like(membrane))
         return dx.reshape(shape)
 
     def __repr__(self):

@@ -16,6 +16,16 @@ def _as_tbcs(x):
     return x.reshape(x.shape[0], x.shape[1], x.shape[2], -1)
 
 
+def _normalise(layer, x4, gamma):
+    """``bntt_forward`` into a new y and the layer's reused x̂ (both NumPy-allocated: huge pages)."""
+    return bntt_forward(x4, gamma, EPS, np.empty_like(x4), layer.workspace("xhat", x4.shape, x4.dtype))
+
+
+def _scratch(x4):
+    """Throw-away y and x̂ for ``batch_statistics`` (which must not touch a saved x̂)."""
+    return np.empty_like(x4), np.empty_like(x4)
+
+
 def _update_running(running_mean, running_var, mean, var, count):
     """r ← (1 − m)·r + m·batch, with the unbiased variance for the running value."""
     unbiased = var * (count / max(count - 1, 1))
@@ -58,7 +68,7 @@ class BNTT(Layer):
         gamma = self.gamma.data[:T]
         x4 = np.ascontiguousarray(_as_tbcs(x))
         if train or self.eval_stats == "batch":
-            y, xhat, mean, var = bntt_forward(x4, gamma, EPS)
+            y, xhat, mean, var = _normalise(self, x4, gamma)
             if train:
                 _update_running(self.running_mean[:T], self.running_var[:T], mean, var, x4.shape[1] * x4.shape[3])
             self._saved = ("batch", xhat, var, T)
@@ -72,7 +82,7 @@ class BNTT(Layer):
     def batch_statistics(self, x):
         """Mean and unbiased variance of each step of ``x`` per channel, ``[T, C]``."""
         x4 = np.ascontiguousarray(_as_tbcs(x))
-        _, _, mean, var = bntt_forward(x4, self.gamma.data[:x4.shape[0]], EPS)
+        _, _, mean, var = bntt_forward(x4, self.gamma.data[:x4.shape[0]], EPS, *_scratch(x4))
         m = x4.shape[1] * x4.shape[3]
         return mean, var * (m / max(m - 1, 1))
 
@@ -85,7 +95,7 @@ class BNTT(Layer):
         if mode == "fixed":
             self.gamma.grad[:T] += (dy4 * xhat).sum(axis=(1, 3)).astype(self.gamma.grad.dtype)
             return (dy4 * (gamma * stat)[:, None, :, None]).reshape(dy.shape)
-        dx, dgamma = bntt_backward(dy4, xhat, gamma, stat, EPS)
+        dx, dgamma = bntt_backward(dy4, xhat, gamma, stat, EPS, np.empty_like(dy4))
         self.gamma.grad[:T] += dgamma.astype(self.gamma.grad.dtype)
         return dx.reshape(dy.shape)
 
@@ -117,7 +127,7 @@ class BatchNorm(Layer):
         shared = x4.reshape(1, -1, x4.shape[2], x4.shape[3])   # time folded into the batch
         beta = self.beta.data[None, None, :, None]
         if train or self.eval_stats == "batch":
-            y, xhat, mean, var = bntt_forward(shared, self.gamma.data[None], EPS)
+            y, xhat, mean, var = _normalise(self, shared, self.gamma.data[None])
             if train:
                 _update_running(self.running_mean, self.running_var, mean[0], var[0],
                                 shared.shape[1] * shared.shape[3])
@@ -132,7 +142,7 @@ class BatchNorm(Layer):
         """Mean and unbiased variance per channel over time, batch and space, ``[C]``."""
         x4 = np.ascontiguousarray(_as_tbcs(x))
         shared = x4.reshape(1, -1, x4.shape[2], x4.shape[3])
-        _, _, mean, var = bntt_forward(shared, self.gamma.data[None], EPS)
+        _, _, mean, var = bntt_forward(shared, self.gamma.data[None], EPS, *_scratch(shared))
         m = shared.shape[1] * shared.shape[3]
         return mean[0], var[0] * (m / max(m - 1, 1))
 
@@ -144,7 +154,8 @@ class BatchNorm(Layer):
             self.gamma.grad += (dy4 * xhat).sum(axis=(0, 1, 3)).astype(self.gamma.grad.dtype)
             return (dy4 * (self.gamma.data * stat)[None, None, :, None]).reshape(dy.shape)
         shared = dy4.reshape(1, -1, dy4.shape[2], dy4.shape[3])
-        dx, dgamma = bntt_backward(shared, xhat, self.gamma.data[None], stat, EPS)
+        dx, dgamma = bntt_backward(shared, xhat, self.gamma.data[None], stat, EPS,
+                                   np.empty_like(shared))
         self.gamma.grad += dgamma[0].astype(self.gamma.grad.dtype)
         return dx.reshape(dy.shape)
 

@@ -44,12 +44,14 @@ class AvgPool2d(Layer):
         T, B = x.shape[:2]
         x4 = np.ascontiguousarray(x.reshape(T * B, *x.shape[2:]))
         self._saved_shape = x.shape
-        return avgpool_forward(x4, self.kernel_size, self.stride).reshape(T, B, x.shape[2], ho, wo)
+        y = np.empty((T * B, x.shape[2], ho, wo), dtype=x4.dtype)
+        return avgpool_forward(x4, self.kernel_size, self.stride, y).reshape(T, B, x.shape[2], ho, wo)
 
     def backward(self, dy):
         T, B, C, H, W = self._saved_shape
         dy4 = np.ascontiguousarray(dy.reshape(T * B, *dy.shape[2:]))
-        return avgpool_backward(dy4, self.kernel_size, self.stride, H, W).reshape(T, B, C, H, W)
+        dx = np.zeros((T * B, C, H, W), dtype=dy4.dtype)
+        return avgpool_backward(dy4, self.kernel_size, self.stride, dx).reshape(T, B, C, H, W)
 
     def __repr__(self):
         return f"AvgPool2d(kernel_size={self.kernel_size}, stride={self.stride})"

@@ -2,6 +2,7 @@
 import numpy as np
 
 from ..init import xavier_uniform
+from ..kernels.reduce import time_mean
 from .base import Layer, Parameter
 
 
@@ -24,9 +25,9 @@ class Readout(Layer):
         self._saved_T = None
 
     def forward(self, x, train=True):
-        x = x.reshape(x.shape[0], x.shape[1], -1)
-        self._saved_T = x.shape[0]
-        self._saved_mean = x.mean(axis=0, dtype=np.float64).astype(x.dtype)
+        T, B = x.shape[:2]
+        self._saved_T = T
+        self._saved_mean = time_mean(np.ascontiguousarray(x.reshape(T, -1))).reshape(B, -1)
         return self._saved_mean @ self.weight.data.T
 
     def backward(self, dz):
