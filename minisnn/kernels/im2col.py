@@ -49,17 +49,16 @@ def im2col(x, k, stride, padding, out):
         j0, j1 = _valid_range(b, stride, padding, W, Wo)
         for n in range(N):
             for i in range(Ho):
+                dst = cols[row, n, i]                # 1-D rows: unit-stride loops (SIMD)
                 h = stride * i + a - padding
                 if h < 0 or h >= H:                  # a padding row
-                    for j in range(Wo):
-                        cols[row, n, i, j] = 0.0
+                    dst[:] = 0.0
                     continue
-                for j in range(j0):
-                    cols[row, n, i, j] = 0.0
+                src = x[n, c, h]
+                dst[:j0] = 0.0
                 for j in range(j0, j1):
-                    cols[row, n, i, j] = x[n, c, h, stride * j + b - padding]
-                for j in range(j1, Wo):
-                    cols[row, n, i, j] = 0.0
+                    dst[j] = src[stride * j + b - padding]
+                dst[j1:] = 0.0
     return out
 
 
@@ -80,9 +79,8 @@ def col2im(cols, k, stride, padding, dx):
     for plane in prange(N * C):
         n = plane // C
         c = plane % C
-        for h in range(H):
-            for w in range(W):
-                dx[n, c, h, w] = 0.0
+        plane_dx = dx[n, c]
+        plane_dx[:] = 0.0
         for a in range(k):
             for b in range(k):
                 row = (c * k + a) * k + b
@@ -91,6 +89,7 @@ def col2im(cols, k, stride, padding, dx):
                     h = stride * i + a - padding
                     if h < 0 or h >= H:
                         continue
+                    dst, src = plane_dx[h], c4[row, n, i]   # 1-D rows: unit-stride loops (SIMD)
                     for j in range(j0, j1):
-                        dx[n, c, h, stride * j + b - padding] += c4[row, n, i, j]
+                        dst[stride * j + b - padding] += src[j]
     return dx
