@@ -504,3 +504,17 @@ def test_reused_workspace_never_aliases_outputs_and_backward_follows_the_last_fo
     dx_after_two = layer.backward(dy)
     layer.forward(x2)
     np.testing.assert_array_equal(dx_after_two, layer.backward(dy))
+
+
+def test_bntt_batch_statistics_between_forward_and_backward_leaves_the_saved_xhat_alone():
+    """Calibration may ask for batch statistics of other data; the x̂ kept for backward (a reused
+    workspace) must survive it."""
+    rng = np.random.default_rng(1)
+    x, other = rng.normal(0.5, 1, (2, 6, 3, 5))
+    dy = rng.normal(size=(6, 3, 5))
+    bntt = BNTT(T=6, channels=5)
+    bntt.forward(x)
+    expected = bntt.backward(dy)
+    bntt.forward(x)
+    bntt.batch_statistics(other)
+    np.testing.assert_array_equal(bntt.backward(dy), expected)

@@ -2,7 +2,7 @@
 import numpy as np
 from numba import njit, prange
 
-BLOCK = 1024
+from .lif import BLOCK
 
 
 @njit(parallel=True, cache=True)
