@@ -1,6 +1,7 @@
 """Sequential: forward through the layers, backward through them in reverse."""
 import numpy as np
 
+from .layers.bntt_lif import bntt_lif_backward, bntt_lif_forward, can_pair_backward, can_pair_forward
 from .layers.lif import LIF
 
 
@@ -9,22 +10,38 @@ class Sequential:
     ``backward(dlogits) -> dx [T, B, ...]`` fills every parameter's ``.grad``.
 
     ``spec`` (optional) records how the network was built, so a checkpoint can rebuild it.
+    With ``fuse`` (the default) a BNTT layer directly followed by LIF neurons runs as a pair
+    that keeps its intermediate in the LIF's workspace (``layers/bntt_lif.py``): the same
+    results, bit for bit, without two fresh arrays per step.
     """
 
-    def __init__(self, *layers, spec=None):
+    def __init__(self, *layers, spec=None, fuse=True):
         self.layers = list(layers)
         self.spec = spec
+        self.fuse = fuse
 
     def forward(self, x, train=True):
-        for layer in self.layers:
-            x = layer.forward(x, train=train)
+        layers, i = self.layers, 0
+        while i < len(layers):
+            if self.fuse and i + 1 < len(layers) and can_pair_forward(layers[i], layers[i + 1], train):
+                x = bntt_lif_forward(layers[i], layers[i + 1], x, train)
+                i += 2
+            else:
+                x = layers[i].forward(x, train=train)
+                i += 1
         return x
 
     __call__ = forward
 
     def backward(self, dy):
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
+        layers, i = self.layers, len(self.layers) - 1
+        while i >= 0:
+            if self.fuse and i >= 1 and can_pair_backward(layers[i - 1], layers[i]):
+                dy = bntt_lif_backward(layers[i - 1], layers[i], dy)
+                i -= 2
+            else:
+                dy = layers[i].backward(dy)
+                i -= 1
         return dy
 
     def clear(self):
