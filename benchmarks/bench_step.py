@@ -111,10 +111,12 @@ def main(argv=None):
     net.fuse = True
     floor = median_time(gemm_floor(net, args.T, args.batch), args.repeats)
     layers = per_layer(net, x, y, args.repeats)
+    densities = [float(lif.last_spikes.mean()) for lif in net.lif_layers()]
     baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak = peak_memory_child(args.T, args.batch)
     result = {"T": args.T, "batch": args.batch, "dtype": "float32", "step_s": step, "step_unpaired_s": step_unpaired, "gemm_floor_s": floor,
-              "ratio": step / floor, "peak_rss_mib": peak, "layers": layers}
+              "ratio": step / floor, "peak_rss_mib": peak, "layers": layers,
+              "spike_density": densities}
     if args.json:
         print(json.dumps(result))
         return
@@ -122,6 +124,8 @@ def main(argv=None):
     print(f"  {'layer':58s} {'forward s':>10s} {'backward s':>10s}")
     for name, f, b in layers:
         print(f"  {name[:58]:58s} {f:10.4f} {b:10.4f}")
+    print("spike density of each LIF layer (the next layer's input): "
+          + ", ".join(f"{d:.3f}" for d in densities))
     print(f"step (forward + backward + SGD): {step:.3f} s   "
           f"(BNTT and LIF run separately, not as a pair: {step_unpaired:.3f} s)")
     print(f"GEMM floor (same products alone): {floor:.3f} s   ratio {step / floor:.2f}x")

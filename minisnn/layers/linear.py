@@ -2,13 +2,29 @@
 import numpy as np
 
 from ..init import xavier_uniform
+from ..kernels.events import event_matmul, event_weight_grad
 from .base import Layer, Parameter
+
+# Below this fraction of nonzero inputs the event-driven products (kernels/events.py) beat BLAS:
+# they break even between 0.2 (one thread) and 0.3 (two) on this project's machines
+# (benchmarks/bench_events.py).
+EVENT_DENSITY = 0.2
+
+
+def input_density(x2):
+    """Fraction of nonzeros in ``[N, in]``, estimated from about 1024 evenly spaced rows."""
+    sample = x2[::max(1, x2.shape[0] // 1024)]
+    return np.count_nonzero(sample) / max(sample.size, 1)
 
 
 class Linear(Layer):
     """y_t = W·x_t (+ b) for every t, computed as one ``[T·B, in] @ [in, out]`` product.
 
     x ``[T, B, in]`` -> y ``[T, B, out]``; W ``[out, in]``; no bias by default.
+
+    Fed by spiking neurons, x is mostly zeros; below ``EVENT_DENSITY`` nonzeros the products
+    with x (y = x·Wᵀ and dW = dyᵀ·x) are done event by event, in time proportional to the
+    nonzeros. ``event_driven``: "auto" (default), True (always) or False (always BLAS).
     """
 
     def __init__(self, in_features, out_features, bias=False, rng=None, dtype=np.float32):
@@ -20,25 +36,41 @@ class Linear(Layer):
         if bias:
             self.bias = Parameter(np.zeros(out_features, dtype=dtype))
             self._params["bias"] = self.bias
+        self.event_driven = "auto"
         self._saved_x = None
+        self._saved_events = False
+
+    def _use_events(self, x2):
+        if self.event_driven == "auto":
+            return (self.in_features > 1 and x2.dtype == self.weight.data.dtype
+                    and input_density(x2) < EVENT_DENSITY)
+        return bool(self.event_driven) and x2.dtype == self.weight.data.dtype
 
     def forward(self, x, train=True):
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        if self.in_features == 1:   # an outer product: broadcasting is 3x faster than BLAS's GEMM
+        events = self._use_events(x2)
+        if events:
+            x2 = np.ascontiguousarray(x2)
+            y = event_matmul(x2, np.ascontiguousarray(self.weight.data.T),
+                             np.empty((x2.shape[0], self.out_features), dtype=x2.dtype))
+        elif self.in_features == 1:   # an outer product: broadcasting is 3x faster than BLAS's GEMM
             y = x2 * self.weight.data.T
         else:
             y = x2 @ self.weight.data.T
         if self.bias is not None:
             y += self.bias.data
-        self._saved_x = x2
+        self._saved_x, self._saved_events = x2, events
         return y.reshape(*lead, self.out_features)
 
     def backward(self, dy):
         """dW = Σ_{t,b} dy·xᵀ ,  db = Σ dy ,  dx = dy·W."""
         lead = dy.shape[:-1]
         dy2 = dy.reshape(-1, self.out_features)
-        self.weight.grad += dy2.T @ self._saved_x
+        if self._saved_events:
+            self.weight.grad += event_weight_grad(np.ascontiguousarray(dy2, dtype=self._saved_x.dtype), self._saved_x).T
+        else:
+            self.weight.grad += dy2.T @ self._saved_x
         if self.bias is not None:
             self.bias.grad += dy2.sum(axis=0)
         return (dy2 @ self.weight.data).reshape(*lead, self.in_features)

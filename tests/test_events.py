@@ -1,0 +1,94 @@
+"""Event-driven products (kernels/events.py) against NumPy's dense products, and the Linear layer
+that uses them: the same numbers up to float rounding, for any input, in both precisions."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minisnn.gradcheck import layer_gradients, max_relative_error
+from minisnn.kernels.events import ROWS, event_matmul, event_weight_grad
+from minisnn.layers import Linear
+from minisnn.layers.linear import EVENT_DENSITY
+
+TOL = {np.float64: 1e-12, np.float32: 2e-5}
+
+
+def sparse_input(rng, shape, density, dtype, binary):
+    """Zeros with a given fraction of nonzeros: spikes (1) or arbitrary signed values."""
+    mask = rng.random(shape) < density
+    values = np.ones(shape) if binary else rng.normal(size=shape)
+    return (mask * values).astype(dtype)
+
+
+@settings(deadline=None, max_examples=30)
+@given(N=st.integers(1, 2 * ROWS + 7), n_in=st.integers(1, 40), n_out=st.integers(1, 40),
+       density=st.sampled_from([0.0, 0.05, 0.3, 1.0]), binary=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1))
+def test_event_products_match_dense_products(N, n_in, n_out, density, binary, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = sparse_input(rng, (N, n_in), density, dtype, binary)
+    W = rng.normal(size=(n_out, n_in)).astype(dtype)
+    dy = rng.normal(size=(N, n_out)).astype(dtype)
+    y = event_matmul(x, np.ascontiguousarray(W.T), np.full((N, n_out), np.nan, dtype=dtype))
+    dWt = event_weight_grad(dy, x)
+    assert y.dtype == dtype and dWt.dtype == dtype and dWt.shape == (n_in, n_out)
+    dense_y = x.astype(np.float64) @ W.T.astype(np.float64)
+    dense_dW = dy.T.astype(np.float64) @ x.astype(np.float64)
+    scale_y = max(np.abs(x).sum(axis=1).max() * np.abs(W).max(), 1e-30)
+    scale_dW = max(np.abs(dy).sum() * np.abs(x).max(), 1e-30)
+    assert np.abs(y - dense_y).max() / scale_y < TOL[dtype]
+    assert np.abs(dWt.T - dense_dW).max() / scale_dW < TOL[dtype]
+
+
+def test_event_products_by_hand():
+    x = np.array([[0, 1, 0], [2, 0, -1], [0, 0, 0]], dtype=np.float64)
+    W = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.float64)   # [out, in]
+    y = event_matmul(x, np.ascontiguousarray(W.T), np.empty((3, 2)))
+    np.testing.assert_array_equal(y, [[2, 5], [2 - 3, 8 - 6], [0, 0]])
+    dy = np.array([[1, 10], [100, 1000], [7, 7]], dtype=np.float64)
+    np.testing.assert_array_equal(event_weight_grad(dy, x).T, [[200, 1, -100], [2000, 10, -1000]])
+
+
+@settings(deadline=None, max_examples=20)
+@given(T=st.integers(1, 4), B=st.integers(1, 4), n_in=st.integers(2, 6), n_out=st.integers(1, 5),
+       bias=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_event_driven_linear_backward_matches_finite_differences(T, B, n_in, n_out, bias, seed):
+    rng = np.random.default_rng(seed)
+    layer = Linear(n_in, n_out, bias=bias, rng=rng, dtype=np.float64)
+    layer.event_driven = True
+    x = sparse_input(rng, (T, B, n_in), 0.4, np.float64, binary=False)
+    dy = rng.normal(size=(T, B, n_out))
+    results = layer_gradients(layer, x, dy)
+    assert layer._saved_events
+    for name, (analytic, numeric) in results.items():
+        assert max_relative_error(analytic, numeric) < 1e-6, name
+
+
+def test_linear_chooses_events_for_sparse_spikes_and_blas_for_dense_input():
+    rng = np.random.default_rng(0)
+    layer = Linear(64, 32, rng=rng)
+    spikes = sparse_input(rng, (20, 16, 64), EVENT_DENSITY / 3, np.float32, binary=True)
+    dense = rng.random((20, 16, 64), dtype=np.float32)
+    dy = rng.normal(size=(20, 16, 32)).astype(np.float32)
+    results = {}
+    for name, x in [("spikes", spikes), ("dense", dense)]:
+        for mode in ("auto", False):
+            layer.event_driven = mode
+            layer.weight.grad[...] = 0
+            y = layer.forward(x)
+            dx = layer.backward(dy)
+            results[name, mode] = (layer._saved_events, y, dx, layer.weight.grad.copy())
+    assert results["spikes", "auto"][0] and not results["dense", "auto"][0]
+    assert not results["spikes", False][0]
+    for a, b in zip(results["spikes", "auto"][1:], results["spikes", False][1:]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_event_driven_needs_matching_dtypes():
+    """A float64 input to a float32 layer takes NumPy's (upcasting) product, as before."""
+    layer = Linear(8, 4, rng=np.random.default_rng(0))
+    layer.event_driven = True
+    x = np.zeros((2, 3, 8))
+    x[0, 0, 1] = 1.0
+    y = layer.forward(x)
+    assert not layer._saved_events and y.dtype == np.float64
