@@ -35,10 +35,13 @@ class SGD:
         self.lr = float(state["lr"])
 
 
-def step_schedule(base_lr, epoch, epochs, milestones=(0.5, 0.7, 0.9)):
+def step_schedule(base_lr, epoch, epochs, milestones=(0.5, 0.7, 0.9), after=None):
     """Learning rate of ``epoch`` (0-based): ÷10 at 50 %, 70 % and 90 % of the epochs.
 
     As in the reference, a milestone is the epoch ``int(m·epochs)``; it is never the first one.
+    ``after`` (epoch counts) replaces the fractions: ÷10 once ``after[i]`` epochs are done.
     """
+    if after is not None:
+        return base_lr * 0.1 ** sum(epoch >= a for a in after)
     drops = sum(epoch >= max(1, int(m * epochs)) for m in milestones)
     return base_lr * 0.1 ** drops

@@ -47,6 +47,9 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="base learning rate (÷10 at 50/70/90 %% of the epochs)")
+    p.add_argument("--milestones", metavar="E1,E2,...",
+                   help="÷10 after these numbers of epochs instead of at 50/70/90 %%; like --epochs, it "
+                        "may change on --resume (to continue a run with a new schedule)")
     p.add_argument("--momentum", type=float)
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--T", type=int, help="time steps")
@@ -78,7 +81,7 @@ def resolve_config(args):
         if value is not None:
             cfg[key] = value
     cfg.update(dataset=task.name, threshold=args.threshold, norm=args.norm, surrogate=args.surrogate,
-               seed=args.seed, subset=args.subset)
+               seed=args.seed, subset=args.subset, milestones=parse_milestones(args.milestones))
     checks = [(cfg["epochs"] >= 1, "--epochs must be at least 1"),
               (cfg["T"] >= 1, "--T must be at least 1"),
               (cfg["batch_size"] >= 1, "--batch-size must be at least 1"),
@@ -94,6 +97,23 @@ def resolve_config(args):
         if not ok:
             raise UsageError(message)
     return task, cfg
+
+
+def parse_milestones(text):
+    """"21,26,29" -> [21, 26, 29] (increasing epoch counts ≥ 1), or None."""
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--milestones must be comma-separated epoch counts, got {text!r}") from None
+    if any(v < 1 for v in values) or values != sorted(set(values)):
+        raise UsageError(f"--milestones must be increasing epoch counts of at least 1, got {text!r}")
+    return values
+
+
+# Settings that define the schedule, not the model or the data: --resume may change them.
+SCHEDULE_KEYS = ("epochs", "milestones")
 
 
 class StopRequest:
@@ -158,7 +178,7 @@ def train(args):
     with StopRequest() as stop, open(out / "metrics.jsonl", log_mode) as metrics, \
             open(out / "steps.jsonl", log_mode) as steps:
         for epoch in range(progress["epoch"], cfg["epochs"]):
-            opt.lr = step_schedule(cfg["lr"], epoch, cfg["epochs"])
+            opt.lr = step_schedule(cfg["lr"], epoch, cfg["epochs"], after=cfg["milestones"])
             order = batch_rng(cfg["seed"], epoch).permutation(len(train_x))
             bar = tqdm(range(progress["step"], steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg['epochs']}",
                        initial=progress["step"], total=steps_per_epoch, mininterval=2.0)
@@ -231,8 +251,8 @@ def calibrate(task, cfg, net, train_x, epoch, n_batches):
 def resume(args, net, opt, cfg, out):
     path = out / "checkpoint.npz" if args.resume == "auto" else Path(args.resume)
     meta, model_state, optim_state = load_checkpoint(path)
-    saved = {k: v for k, v in meta["config"].items() if k != "epochs"}
-    now = {k: v for k, v in cfg.items() if k != "epochs"}
+    saved = {k: v for k, v in meta["config"].items() if k not in SCHEDULE_KEYS}
+    now = {k: v for k, v in cfg.items() if k not in SCHEDULE_KEYS}
     if saved != now:
         diff = {k: (saved.get(k), now.get(k)) for k in set(saved) | set(now) if saved.get(k) != now.get(k)}
         raise CheckpointError(f"checkpoint {path} was trained with other settings (saved, now): {diff}")

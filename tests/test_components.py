@@ -184,6 +184,12 @@ def test_step_schedule_concrete_values():
     assert optim.step_schedule(0.1, 0, 1) == pytest.approx(0.1)
 
 
+def test_step_schedule_explicit_milestones_are_epoch_counts():
+    """after=(3, 5): 0.1 for epochs 0-2, 0.01 for 3-4, 0.001 from 5 on, whatever ``epochs`` says."""
+    lr = [optim.step_schedule(0.1, e, 100, after=[3, 5]) for e in range(7)]
+    np.testing.assert_allclose(lr, [0.1, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rtol=1e-12)
+
+
 # ------------------------------------------------------------------------------------ surrogates
 
 POINTS = np.array([-3.0, -1.0, -0.7, -0.25, -1e-3, 0.0, 1e-3, 0.3, 0.5, 0.999, 1.0, 2.5])

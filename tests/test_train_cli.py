@@ -211,6 +211,18 @@ def test_one_epoch_then_resume_with_more_epochs(reference, tiny_mnist, tmp_path)
     assert_same_training(load_run(out), reference)
 
 
+def test_resume_with_explicit_milestones_changes_only_the_schedule(reference, tiny_mnist, tmp_path):
+    """--milestones may be given (or changed) on --resume; the epochs after it follow it."""
+    out = tmp_path / "out"
+    rc, _, err = cli(train.main, *train_args(tiny_mnist, out, "--epochs", "1"))
+    assert rc == 0, err
+    rc, _, err = cli(train.main, *train_args(tiny_mnist, out, "--epochs", "3", "--milestones", "1,2", "--resume"))
+    assert rc == 0, err
+    lrs = [r["lr"] for r in read_jsonl(out / "metrics.jsonl")]
+    base = lrs[0]
+    np.testing.assert_allclose(lrs, [base, base / 10, base / 100], rtol=1e-12)
+
+
 def test_second_ctrl_c_aborts_and_keeps_the_last_checkpoint(tiny_mnist, tmp_path, monkeypatch):
     out = tmp_path / "out"
     handler = signal.getsignal(signal.SIGINT)
@@ -354,6 +366,9 @@ def bad_train_input(case, data, tmp, ckpt, monkeypatch):
     if case == "checkpoint of other settings":
         return train_args(data, out, "--resume", ckpt, "--seed", "1"), (
             f"checkpoint {ckpt} was trained with other settings (saved, now): {{'seed': (0, 1)}}")
+    if case == "bad milestones":
+        return train_args(data, out, "--milestones", "4,2"), (
+            "--milestones must be increasing epoch counts of at least 1, got '4,2'")
     if case == "out is a file":
         (tmp / "file").write_text("not a folder")
         return train_args(data, tmp / "file"), re.compile(r".*File exists.*" + re.escape(str(tmp / "file")) + ".*")
@@ -363,7 +378,7 @@ def bad_train_input(case, data, tmp, ckpt, monkeypatch):
 @pytest.mark.parametrize("case", [
     "missing data dir", "checksum mismatch", "truncated file", "unknown dataset", "negative epochs", "T = 0",
     "batch larger than the data", "batch larger than the subset", "no checkpoint to resume",
-    "unreadable checkpoint", "checkpoint of other settings", "out is a file"])
+    "unreadable checkpoint", "checkpoint of other settings", "bad milestones", "out is a file"])
 def test_train_rejects_bad_input_with_one_line(case, reference, tiny_mnist, tmp_path, monkeypatch):
     argv, expected = bad_train_input(case, tiny_mnist, tmp_path, reference.out / "checkpoint.npz", monkeypatch)
     rc, stdout, err = cli(train.main, *argv)
