@@ -6,9 +6,9 @@ from ..kernels.events import event_matmul, event_weight_grad
 from .base import Layer, Parameter
 
 # Below this fraction of nonzero inputs the event-driven products (kernels/events.py) beat BLAS:
-# they break even between 0.2 (one thread) and 0.3 (two) on this project's machines
+# they broke even between 0.17 and 0.3 nonzeros in runs on this project's 2-core machine
 # (benchmarks/bench_events.py).
-EVENT_DENSITY = 0.2
+EVENT_DENSITY = 0.15
 
 
 def input_density(x2):
