@@ -58,8 +58,25 @@ class Clock:
 
 
 def instrument(net):
-    """Wrap every layer's forward/backward to record its input shape and accumulate its time."""
+    """Wrap every layer's forward/backward to record its input shape and accumulate its time;
+    and the functions ``Sequential`` runs a BNTT + LIF pair with (counted as "BNTT+LIF")."""
+    from minisnn import network
     shapes, seconds = {}, defaultdict(lambda: [0.0, 0.0])
+
+    def wrap_pair(function):
+        original = getattr(network, function)
+
+        def timed(*args, **kw):
+            clock = Clock()
+            out = original(*args, **kw)
+            wall, cpu = clock.lap()
+            seconds["BNTT+LIF"][0] += wall
+            seconds["BNTT+LIF"][1] += cpu
+            return out
+        setattr(network, function, timed)
+
+    wrap_pair("bntt_lif_forward")
+    wrap_pair("bntt_lif_backward")
 
     def wrap(layer, name, method):
         original = getattr(layer, method)
@@ -87,9 +104,8 @@ def gemm_list(net, shapes):
     out = []
     for layer in net.layers:
         name = type(layer).__name__
-        shape = shapes[id(layer)]
         if isinstance(layer, Conv2d):
-            T, B, C, H, W = shape
+            T, B, C, H, W = shapes[id(layer)]
             ho, wo = layer.output_shape(H, W)
             K, M = C * layer.kernel_size ** 2, layer.out_channels
             for sl in layer._chunks(T * B, H, W):
@@ -98,6 +114,7 @@ def gemm_list(net, shapes):
                         (name, (M, P), (K, P), False, True),       # dW₂ = dY·X_colᵀ
                         (name, (M, K), (M, P), True, False)]       # dX_col = W₂ᵀ·dY
         elif isinstance(layer, (Linear, Readout)):
+            shape = shapes[id(layer)]
             rows = int(np.prod(shape[:2])) if isinstance(layer, Linear) else shape[1]
             F, O = layer.in_features, layer.out_features
             out += [(name, (rows, F), (O, F), False, True),        # y = x·Wᵀ

@@ -11,7 +11,7 @@ class Sequential:
 
     ``spec`` (optional) records how the network was built, so a checkpoint can rebuild it.
     With ``fuse`` (the default) a BNTT layer directly followed by LIF neurons runs as a pair
-    that keeps its intermediate in the LIF's workspace (``layers/bntt_lif.py``): the same
+    that keeps its intermediate in a scratch buffer (``layers/bntt_lif.py``): the same
     results, bit for bit, without two fresh arrays per step.
     """
 
@@ -19,12 +19,22 @@ class Sequential:
         self.layers = list(layers)
         self.spec = spec
         self.fuse = fuse
+        self._scratch_buffer = None
+
+    def scratch(self, shape, dtype):
+        """A reused array for an intermediate that is dead when the call that asked for it
+        returns (the BNTT + LIF pair's current): one buffer, the size of the largest request."""
+        size, dtype = int(np.prod(shape)), np.dtype(dtype)
+        buf = self._scratch_buffer
+        if buf is None or buf.dtype != dtype or buf.size < size:
+            buf = self._scratch_buffer = np.empty(size, dtype=dtype)
+        return buf[:size].reshape(shape)
 
     def forward(self, x, train=True):
         layers, i = self.layers, 0
         while i < len(layers):
             if self.fuse and i + 1 < len(layers) and can_pair_forward(layers[i], layers[i + 1], train):
-                x = bntt_lif_forward(layers[i], layers[i + 1], x, train)
+                x = bntt_lif_forward(layers[i], layers[i + 1], x, train, self.scratch)
                 i += 2
             else:
                 x = layers[i].forward(x, train=train)
@@ -37,7 +47,7 @@ class Sequential:
         layers, i = self.layers, len(self.layers) - 1
         while i >= 0:
             if self.fuse and i >= 1 and can_pair_backward(layers[i - 1], layers[i]):
-                dy = bntt_lif_backward(layers[i - 1], layers[i], dy)
+                dy = bntt_lif_backward(layers[i - 1], layers[i], dy, self.scratch)
                 i -= 2
             else:
                 dy = layers[i].backward(dy)

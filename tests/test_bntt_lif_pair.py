@@ -54,10 +54,10 @@ def test_pair_is_used_only_with_batch_statistics():
     net = Sequential(Linear(5, 6, rng=rng, dtype=np.float64), BNTT(4, 6, dtype=np.float64), LIF(),
                      Readout(6, 2, rng=rng, dtype=np.float64))
     net.forward(x, train=True)
-    assert "current" in net.layers[2]._workspace
+    assert net._scratch_buffer is not None
     fresh = Sequential(*net.layers[:1], BNTT(4, 6, dtype=np.float64), LIF(), net.layers[3])
     fresh.forward(x, train=False)
-    assert "current" not in fresh.layers[2]._workspace
+    assert fresh._scratch_buffer is None
 
 
 def test_pair_backward_after_unpaired_forward_and_the_reverse():

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minisnn.gradcheck import layer_gradients, max_relative_error
-from minisnn.kernels.events import ROWS, event_matmul, event_weight_grad
+from minisnn.kernels.events import ROWS, event_matmul, event_weight_grad, grad_chunks
 from minisnn.layers import Linear
 from minisnn.layers.linear import EVENT_DENSITY
 
@@ -22,15 +22,15 @@ def sparse_input(rng, shape, density, dtype, binary):
 
 @settings(deadline=None, max_examples=30)
 @given(N=st.integers(1, 2 * ROWS + 7), n_in=st.integers(1, 40), n_out=st.integers(1, 40),
-       density=st.sampled_from([0.0, 0.05, 0.3, 1.0]), binary=st.booleans(),
+       density=st.sampled_from([0.0, 0.05, 0.3, 1.0]), binary=st.booleans(), chunks=st.integers(1, 5),
        dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1))
-def test_event_products_match_dense_products(N, n_in, n_out, density, binary, dtype, seed):
+def test_event_products_match_dense_products(N, n_in, n_out, density, binary, chunks, dtype, seed):
     rng = np.random.default_rng(seed)
     x = sparse_input(rng, (N, n_in), density, dtype, binary)
     W = rng.normal(size=(n_out, n_in)).astype(dtype)
     dy = rng.normal(size=(N, n_out)).astype(dtype)
     y = event_matmul(x, np.ascontiguousarray(W.T), np.full((N, n_out), np.nan, dtype=dtype))
-    dWt = event_weight_grad(dy, x)
+    dWt = event_weight_grad(dy, x, chunks)
     assert y.dtype == dtype and dWt.dtype == dtype and dWt.shape == (n_in, n_out)
     dense_y = x.astype(np.float64) @ W.T.astype(np.float64)
     dense_dW = dy.T.astype(np.float64) @ x.astype(np.float64)
@@ -46,7 +46,17 @@ def test_event_products_by_hand():
     y = event_matmul(x, np.ascontiguousarray(W.T), np.empty((3, 2)))
     np.testing.assert_array_equal(y, [[2, 5], [2 - 3, 8 - 6], [0, 0]])
     dy = np.array([[1, 10], [100, 1000], [7, 7]], dtype=np.float64)
-    np.testing.assert_array_equal(event_weight_grad(dy, x).T, [[200, 1, -100], [2000, 10, -1000]])
+    for chunks in (1, 2, 3):
+        np.testing.assert_array_equal(event_weight_grad(dy, x, chunks).T, [[200, 1, -100], [2000, 10, -1000]])
+
+
+def test_gradient_chunks_depend_on_shapes_only():
+    """Enough rows per chunk, at most GRAD_CHUNKS, partials within 64 MiB; at least one."""
+    assert grad_chunks(100352, 256, 256, 4) == 16
+    assert grad_chunks(5000, 256, 256, 4) == 4
+    assert grad_chunks(16, 2048, 1024, 4) == 1
+    assert grad_chunks(100000, 2048, 1024, 4) == 8     # 8 × 8 MiB
+    assert grad_chunks(100000, 8192, 8192, 4) == 1
 
 
 @settings(deadline=None, max_examples=20)

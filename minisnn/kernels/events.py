@@ -11,9 +11,17 @@ Rows of x are ``[N, in]`` samples (time folded into the batch, N = T·B), C-cont
 import numpy as np
 from numba import njit, prange
 
-ROWS = 256          # rows of x per parallel task
-GRAD_CHUNKS = 16    # partial weight gradients summed at the end: fixed, so results do not
-                    # depend on the number of threads
+ROWS = 256                  # rows of x per parallel task
+GRAD_CHUNKS = 16            # at most this many partial weight gradients, summed at the end;
+GRAD_CHUNK_ROWS = 1024      # each sums at least this many rows,
+GRAD_PARTIAL_BYTES = 2**26  # and all of them together take at most 64 MiB.
+
+
+def grad_chunks(rows, n_in, n_out, itemsize):
+    """How many partial gradients ``event_weight_grad`` sums: from the shapes alone, never the
+    number of threads, so the result is the same on every machine."""
+    by_memory = GRAD_PARTIAL_BYTES // (n_in * n_out * itemsize)
+    return max(1, min(GRAD_CHUNKS, rows // GRAD_CHUNK_ROWS, by_memory))
 
 
 @njit(cache=True, inline="always")
@@ -54,18 +62,19 @@ def event_matmul(x, weight_t, y):
 
 
 @njit(parallel=True, cache=True)
-def event_weight_grad(dy, x):
+def event_weight_grad(dy, x, n_chunks):
     """dWᵀ = Σ_n x[n]ᵀ·dy[n]: for each nonzero x[n, j], add x[n, j]·dy[n] to row j of dWᵀ.
 
     dy ``[N, out]``, x ``[N, in]`` -> dWᵀ ``[in, out]`` (transpose it for dW ``[out, in]``).
-    Each of ``GRAD_CHUNKS`` tasks sums a contiguous range of rows into its own partial
-    gradient — no two threads add into the same cell — and the partials are summed at the end.
+    Each of ``n_chunks`` tasks (``grad_chunks``) sums a contiguous range of rows into its own
+    partial gradient — no two threads add into the same cell — and the partials are summed at
+    the end.
     """
     N, n_in = x.shape
     n_out = dy.shape[1]
-    partial = np.zeros((GRAD_CHUNKS, n_in, n_out), dtype=dy.dtype)
-    per_chunk = (N + GRAD_CHUNKS - 1) // GRAD_CHUNKS
-    for chunk in prange(GRAD_CHUNKS):
+    partial = np.zeros((n_chunks, n_in, n_out), dtype=dy.dtype)
+    per_chunk = (N + n_chunks - 1) // n_chunks
+    for chunk in prange(n_chunks):
         acc = partial[chunk]
         idx = np.empty(n_in + 1, dtype=np.int64)
         for n in range(chunk * per_chunk, min((chunk + 1) * per_chunk, N)):

@@ -3,10 +3,11 @@
 Run one after the other, BNTT writes its output y = γ_t·x̂ into a fresh ``[T, B, C, ...]`` array
 that only the LIF scan reads, and in backward the LIF scan writes ∂L/∂I into a fresh array that
 only BNTT's backward reads. A fresh 100 MB array costs about 10 ms in page faults (the kernel
-zeroes every page) — as much as the arithmetic that fills it. As a pair, both live in one
-reused workspace of the LIF layer, ``current``: I_t in forward, δu_t in backward. (Not in the
-membrane array itself: the kernels would be correct in place, but LLVM's vectorised loops
-check that input and output do not overlap and fall back to scalar code when they do.)
+zeroes every page) — as much as the arithmetic that fills it. As a pair, both live in a
+``scratch`` buffer that the network reuses for every pair (they are dead once the pair's call
+returns): I_t in forward, δu_t in backward. (Not in the membrane array itself: the kernels
+would be correct in place, but LLVM's vectorised loops check that input and output do not
+overlap and fall back to scalar code when they do.)
 
 The same kernels run on the same numbers, so results are bit-identical to the unfused layers,
 and the two stay separate layers (own parameters, running statistics, saved state), so
@@ -32,12 +33,13 @@ def can_pair_backward(norm, lif):
             and norm._saved[0] == "batch" and lif._saved_membrane is not None)
 
 
-def bntt_lif_forward(norm, lif, x, train=True):
-    """``lif.forward(norm.forward(x, train), train)`` without the intermediate array."""
+def bntt_lif_forward(norm, lif, x, train, scratch):
+    """``lif.forward(norm.forward(x, train), train)`` without the intermediate array;
+    ``scratch(shape, dtype)`` returns a reusable array."""
     norm.check_input(x)
     T = x.shape[0]
     x4 = np.ascontiguousarray(_as_tbcs(x))
-    current = lif.workspace("current", (T, x4[0].size), x4.dtype)
+    current = scratch((T, x4[0].size), x4.dtype)
     _, xhat, mean, var = bntt_forward(x4, norm.gamma.data[:T], EPS, current.reshape(x4.shape),
                                       norm.workspace("xhat", x4.shape, x4.dtype))
     norm.keep_batch(xhat, mean, var, train)
@@ -48,7 +50,7 @@ def bntt_lif_forward(norm, lif, x, train=True):
     return lif.keep(spikes, membrane, x.shape)
 
 
-def bntt_lif_backward(norm, lif, dy):
+def bntt_lif_backward(norm, lif, dy, scratch):
     """``norm.backward(lif.backward(dy))`` without the intermediate array; dy = ∂L/∂o."""
     _, xhat, var, T = norm._saved
     membrane, spikes = lif._saved_membrane, lif._saved_spikes
@@ -58,7 +60,7 @@ def bntt_lif_backward(norm, lif, dy):
     grad = np.ascontiguousarray(dy.reshape(dy.shape[0], -1), dtype=membrane.dtype)
     leak, theta, hard, kind, h, w = lif.scalars(membrane.dtype)
     du = lif_scan_backward(grad, membrane, spikes, leak, theta, hard, lif.detach_reset, kind, h, w,
-                           lif.workspace("current", membrane.shape, membrane.dtype))
+                           scratch(membrane.shape, membrane.dtype))
     dx, dgamma = bntt_backward(du.reshape(xhat.shape), xhat, norm.gamma.data[:T], var, EPS, np.empty_like(xhat))
     norm.gamma.grad[:T] += dgamma.astype(norm.gamma.grad.dtype)
     return dx.reshape(shape)

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..init import xavier_uniform
-from ..kernels.events import event_matmul, event_weight_grad
+from ..kernels.events import event_matmul, event_weight_grad, grad_chunks
 from .base import Layer, Parameter
 
 # Below this fraction of nonzero inputs the event-driven products (kernels/events.py) beat BLAS:
@@ -68,7 +68,9 @@ class Linear(Layer):
         lead = dy.shape[:-1]
         dy2 = dy.reshape(-1, self.out_features)
         if self._saved_events:
-            self.weight.grad += event_weight_grad(np.ascontiguousarray(dy2, dtype=self._saved_x.dtype), self._saved_x).T
+            x2 = self._saved_x
+            chunks = grad_chunks(x2.shape[0], self.in_features, self.out_features, x2.itemsize)
+            self.weight.grad += event_weight_grad(np.ascontiguousarray(dy2, dtype=x2.dtype), x2, chunks).T
         else:
             self.weight.grad += dy2.T @ self._saved_x
         if self.bias is not None:
