@@ -9,19 +9,14 @@ and their ratio; the default shape is the hidden layer of the sMNIST network at 
 """
 import argparse
 import json
-import time
 
 import numpy as np
 
+from bench_step import median_time   # this folder is on sys.path when run as a script
+
 
 def median_ms(fn, repeats):
-    fn()  # warm-up (and Numba compilation)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times))
+    return 1e3 * median_time(fn, repeats)
 
 
 def main(argv=None):

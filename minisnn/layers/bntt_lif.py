@@ -2,8 +2,8 @@
 
 Run one after the other, BNTT writes its output y = γ_t·x̂ into a fresh ``[T, B, C, ...]`` array
 that only the LIF scan reads, and in backward the LIF scan writes ∂L/∂I into a fresh array that
-only BNTT's backward reads. A fresh 100 MB array costs about 10 ms in page faults (the kernel
-zeroes every page) — as much as the arithmetic that fills it. As a pair, both live in a
+only BNTT's backward reads. Allocating and filling a fresh 100 MB array took 6.5 ms here against
+3.0 ms for refilling a reused one: the kernel zeroes every new page first. As a pair, both live in a
 ``scratch`` buffer that the network reuses for every pair (they are dead once the pair's call
 returns): I_t in forward, δu_t in backward. (Not in the membrane array itself: the kernels
 would be correct in place, but LLVM's vectorised loops check that input and output do not

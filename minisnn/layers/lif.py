@@ -45,7 +45,7 @@ class LIF(Layer):
                                             self.membrane_workspace(current.shape, current.dtype))
         return self.keep(spikes, membrane, shape)
 
-    # The pieces of forward that the fused BNTT + LIF kernel (layers/bntt_lif.py) shares.
+    # The pieces of forward that the BNTT + LIF pair (layers/bntt_lif.py) shares.
     def scalars(self, dtype):
         """λ, θ, hard reset?, surrogate kind, height, width, as the kernels take them."""
         cast = np.dtype(dtype).type
