@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 
+import minisnn  # noqa: F401  before NumPy, as in training: sets OPENBLAS_THREAD_TIMEOUT (minisnn/__init__.py)
 import numpy as np
 
 

@@ -38,6 +38,7 @@ if __name__ == "__main__" and _threads_argument(sys.argv[1:]):
     for _var in THREAD_VARIABLES:
         os.environ[_var] = _threads_argument(sys.argv[1:])
 
+import minisnn  # noqa: E402,F401  before NumPy, as in training: sets OPENBLAS_THREAD_TIMEOUT
 import numpy as np  # noqa: E402
 
 from minisnn import models  # noqa: E402

@@ -524,3 +524,20 @@ def test_bntt_batch_statistics_between_forward_and_backward_leaves_the_saved_xha
     bntt.forward(x)
     bntt.batch_statistics(other)
     np.testing.assert_array_equal(bntt.backward(dy), expected)
+
+
+# ----------------------------------------------------------------------------- thread settings
+
+@pytest.mark.parametrize("preset, expected", [(None, "4"), ("12", "12")])
+def test_importing_minisnn_shortens_openblas_spin_unless_the_user_set_it(preset, expected):
+    """minisnn/__init__.py sets OPENBLAS_THREAD_TIMEOUT=4 for the BLAS loaded after it; a value
+    already in the environment wins."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if preset is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = preset
+    code = "import minisnn, os; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
