@@ -76,3 +76,25 @@ def test_pair_backward_after_unpaired_forward_and_the_reverse():
         np.testing.assert_array_equal(dx, results[0][0])
         np.testing.assert_array_equal(dgamma, results[0][1])
     assert np.abs(results[0][0]).max() > 0
+
+
+@pytest.mark.parametrize("mode", ["batch", "running"])
+def test_out_arrays_receive_the_same_values_as_new_ones(mode):
+    """BNTT.forward(out=) and LIF.backward(out=), which the pair uses, write into ``out`` exactly
+    what they would return as a new array, in both BNTT modes."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 3, 5))
+    dy = rng.standard_normal((4, 3, 5))
+    norm, lif = BNTT(4, 5, dtype=np.float64), LIF(threshold=0.5)
+    norm.eval_stats = mode
+    norm.running_mean[...] = rng.normal(size=(4, 5))
+    fresh = norm.forward(x, train=False)
+    out = np.full(x.size, np.nan)
+    written = norm.forward(x, train=False, out=out)
+    np.testing.assert_array_equal(written, fresh)
+    np.testing.assert_array_equal(out.reshape(x.shape), fresh)
+    lif.forward(fresh)
+    new_dx = lif.backward(dy)
+    out = np.full(x.size, np.nan)
+    np.testing.assert_array_equal(lif.backward(dy, out=out), new_dx)
+    np.testing.assert_array_equal(out.reshape(x.shape), new_dx)

@@ -36,49 +36,37 @@ class LIF(Layer):
         self._saved_spikes = self._saved_membrane = None
         self.last_spikes = None      # kept after forward for recording and analyses
 
-    def forward(self, x, train=True):
-        shape = x.shape
-        current = np.ascontiguousarray(x.reshape(shape[0], -1))
-        leak, theta, hard, kind, h, w = self.scalars(current.dtype)
-        spikes, membrane = lif_scan_forward(current, leak, theta, hard, self.smooth, kind, h, w,
-                                            self.frozen_reset_as(current), np.empty_like(current),
-                                            self.membrane_workspace(current.shape, current.dtype))
-        return self.keep(spikes, membrane, shape)
-
-    # The pieces of forward that the BNTT + LIF pair (layers/bntt_lif.py) shares.
-    def scalars(self, dtype):
-        """λ, θ, hard reset?, surrogate kind, height, width, as the kernels take them."""
+    def _scalars(self, dtype):
         cast = np.dtype(dtype).type
         sg = self.surrogate
         return cast(self.leak), cast(self.threshold), self.reset == "hard", sg.kind, cast(sg.height), cast(sg.width)
 
-    def frozen_reset_as(self, like):
-        """``frozen_reset`` shaped and typed like ``like``, or an empty array (none)."""
-        if self.frozen_reset is None:
-            return np.zeros((0,) * like.ndim, dtype=like.dtype)
-        return np.ascontiguousarray(self.frozen_reset.reshape(like.shape), dtype=like.dtype)
+    def forward(self, x, train=True):
+        shape = x.shape
+        current = np.ascontiguousarray(x.reshape(shape[0], -1))
+        leak, theta, hard, kind, h, w = self._scalars(current.dtype)
+        frozen = np.zeros((0, 0), dtype=current.dtype) if self.frozen_reset is None else \
+            np.ascontiguousarray(self.frozen_reset.reshape(current.shape), dtype=current.dtype)
+        spikes, membrane = lif_scan_forward(current, leak, theta, hard, self.smooth, kind, h, w, frozen,
+                                            np.empty_like(current),
+                                            self.workspace("membrane", current.shape, current.dtype))
+        self._saved_spikes, self._saved_membrane = spikes, membrane
+        spikes = spikes.reshape(shape)
+        self.last_spikes = spikes
+        return spikes
 
-    def membrane_workspace(self, shape, dtype):
-        """The reused ``[T, N]`` array the membrane u is kept in for backward."""
-        return self.workspace("membrane", (shape[0], int(np.prod(shape[1:]))), dtype)
-
-    def keep(self, spikes, membrane, shape):
-        """Save o and u ``[T, N]`` for backward; return the spikes shaped as the input."""
-        T = shape[0]
-        self._saved_spikes, self._saved_membrane = spikes.reshape(T, -1), membrane.reshape(T, -1)
-        self.last_spikes = spikes.reshape(shape)
-        return self.last_spikes
-
-    def backward(self, dy):
-        """∂L/∂I from ∂L/∂o by the reverse-time scan ``lif_scan_backward``."""
+    def backward(self, dy, out=None):
+        """∂L/∂I from ∂L/∂o by the reverse-time scan ``lif_scan_backward``, written into ``out``
+        (an array of the input's size, e.g. a reused scratch buffer) or a new array."""
         shape = dy.shape
         membrane = self._saved_membrane
         if dy.strides[0] == 0:   # the readout's gradient, the same at every step: pass one row
             dy = dy[:1]
         grad = np.ascontiguousarray(dy.reshape(dy.shape[0], -1), dtype=membrane.dtype)
-        leak, theta, hard, kind, h, w = self.scalars(membrane.dtype)
-        dx = lif_scan_backward(grad, membrane, self._saved_spikes, leak, theta, hard,
-                               self.detach_reset, kind, h, w, np.empty_like(membrane))
+        leak, theta, hard, kind, h, w = self._scalars(membrane.dtype)
+        dx = np.empty_like(membrane) if out is None else out.reshape(membrane.shape)
+        lif_scan_backward(grad, membrane, self._saved_spikes, leak, theta, hard,
+                          self.detach_reset, kind, h, w, dx)
         return dx.reshape(shape)
 
     def __repr__(self):

@@ -16,9 +16,11 @@ def _as_tbcs(x):
     return x.reshape(x.shape[0], x.shape[1], x.shape[2], -1)
 
 
-def _normalise(layer, x4, gamma):
-    """``bntt_forward`` into a new y and the layer's reused x̂ (both NumPy-allocated: huge pages)."""
-    return bntt_forward(x4, gamma, EPS, np.empty_like(x4), layer.workspace("xhat", x4.shape, x4.dtype))
+def _normalise(layer, x4, gamma, out=None):
+    """``bntt_forward`` into ``out`` (or a new y) and the layer's reused x̂ (both NumPy-allocated:
+    huge pages)."""
+    y = np.empty_like(x4) if out is None else out.reshape(x4.shape)
+    return bntt_forward(x4, gamma, EPS, y, layer.workspace("xhat", x4.shape, x4.dtype))
 
 
 def _scratch(x4):
@@ -59,37 +61,31 @@ class BNTT(Layer):
         self.eval_stats = "running"   # or "batch": normalise test batches by their own statistics
         self._saved = None
 
-    def forward(self, x, train=True):
-        self.check_input(x)
+    def forward(self, x, train=True, out=None):
+        """``out``: where to write y (an array of x's size, e.g. a reused scratch buffer), else
+        a new array."""
         T = x.shape[0]
+        if T > self.T:
+            raise ValueError(f"BNTT was built for {self.T} time steps, got an input with {T}")
+        if x.shape[2] != self.channels:
+            raise ValueError(f"BNTT expects {self.channels} channels, got shape {x.shape}")
         gamma = self.gamma.data[:T]
         x4 = np.ascontiguousarray(_as_tbcs(x))
         if self.uses_batch_statistics(train):
-            y, xhat, mean, var = _normalise(self, x4, gamma)
-            self.keep_batch(xhat, mean, var, train)
+            y, xhat, mean, var = _normalise(self, x4, gamma, out)
+            if train:
+                _update_running(self.running_mean[:T], self.running_var[:T], mean, var, x4.shape[1] * x4.shape[3])
+            self._saved = ("batch", xhat, var, T)
             return y.reshape(x.shape)
         # evaluation: fixed statistics r, so x̂ = (x − r_mean)/√(r_var + ε) does not depend on the batch
         inv_std = (1.0 / np.sqrt(self.running_var[:T] + EPS)).astype(x.dtype)
         xhat = (x4 - self.running_mean[:T, None, :, None]) * inv_std[:, None, :, None]
         self._saved = ("fixed", xhat, inv_std, T)
-        return (xhat * gamma[:, None, :, None]).reshape(x.shape)
+        y = np.multiply(xhat, gamma[:, None, :, None], out=None if out is None else out.reshape(x4.shape))
+        return y.reshape(x.shape)
 
     def uses_batch_statistics(self, train):
         return train or self.eval_stats == "batch"
-
-    def check_input(self, x):
-        if x.shape[0] > self.T:
-            raise ValueError(f"BNTT was built for {self.T} time steps, got an input with {x.shape[0]}")
-        if x.ndim < 3 or x.shape[2] != self.channels:
-            raise ValueError(f"BNTT expects {self.channels} channels, got shape {x.shape}")
-
-    def keep_batch(self, xhat, mean, var, train):
-        """After normalising ``[T, B, C, S]`` by its batch statistics: update the running
-        statistics (in training) and save x̂ and σ² for backward."""
-        T, count = xhat.shape[0], xhat.shape[1] * xhat.shape[3]
-        if train:
-            _update_running(self.running_mean[:T], self.running_var[:T], mean, var, count)
-        self._saved = ("batch", xhat, var, T)
 
     def batch_statistics(self, x):
         """Mean and unbiased variance of each step of ``x`` per channel, ``[T, C]``."""
