@@ -205,6 +205,8 @@ def load_profile(spec):
         raise ProfileError(f"{path}: no such profile file") from None
     except tomllib.TOMLDecodeError as e:
         raise ProfileError(f"{path}: not valid TOML ({e})") from None
+    except UnicodeDecodeError as e:      # tomllib decodes the bytes first: not a TOMLDecodeError
+        raise ProfileError(f"{path}: not valid TOML, which is UTF-8 text ({e})") from None
     except OSError as e:
         raise ProfileError(f"{path}: cannot read ({e.strerror})") from None
     return parse_profile(data, str(path))

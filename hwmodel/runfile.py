@@ -19,6 +19,7 @@ import os
 import re
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,7 +144,9 @@ def read_run(path):
         if "pickle" in str(e).lower():
             _fail(where, "contains pickled objects; a run file holds plain arrays only (refused to unpickle)")
         _fail(where, f"not a readable .npz archive ({e})")
-    except (OSError, zipfile.BadZipFile, EOFError) as e:
+    # zlib.error: a corrupt deflate stream (write_run compresses); NotImplementedError and
+    # RuntimeError: zipfile's answer to a flipped compression-method or encryption flag
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError) as e:
         _fail(where, f"not a readable .npz archive ({type(e).__name__}: {e})")
     run = Run(T=scalars["T"], n_samples=scalars["n_samples"], layers=layers, sources=sources,
               counts=counts, meta=meta, n_labelled=scalars["n_labelled"], n_correct=scalars["n_correct"],

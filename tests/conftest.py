@@ -1,51 +1,12 @@
 """Shared fixtures: tiny MNIST-format datasets written on the fly, and an environment in which
 no loader can find the user's data or reach the network."""
-import gzip
-import hashlib
-import struct
 import urllib.request
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 
 from minisnn.data import mnist
-
-TINY_TRAIN, TINY_TEST = 30, 20
-
-
-def idx_bytes(array):
-    """The IDX encoding of a uint8 array: 0x0000, 0x08 (unsigned byte), ndim, big-endian sizes, data."""
-    array = np.asarray(array)
-    return bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + \
-        array.astype(np.uint8).tobytes()
-
-
-def tiny_arrays(n_train=TINY_TRAIN, n_test=TINY_TEST, seed=0):
-    """File name -> uint8 array of a small MNIST look-alike: labels 0..9 in turn; each class is a
-    bright band (rows 2c..2c+3) over uniform noise, so a network can learn something."""
-    rng = np.random.default_rng(seed)
-    arrays = {}
-    for split, n in (("train", n_train), ("test", n_test)):
-        labels = np.arange(n, dtype=np.uint8) % 10
-        images = rng.integers(0, 100, (n, 28, 28), dtype=np.uint8)
-        for i, c in enumerate(labels):
-            images[i, 2 * c:2 * c + 4, 4:24] = 255
-        arrays[mnist.FILES[split, "images"]] = images
-        arrays[mnist.FILES[split, "labels"]] = labels
-    return arrays
-
-
-def write_idx_files(folder, arrays, gz=True):
-    """Write ``arrays`` as IDX files (``name.gz`` when gz) into ``folder``; return
-    {name: SHA-256 of the uncompressed file}."""
-    folder.mkdir(parents=True, exist_ok=True)
-    hashes = {}
-    for name, array in arrays.items():
-        raw = idx_bytes(array)
-        (folder / (f"{name}.gz" if gz else name)).write_bytes(gzip.compress(raw) if gz else raw)
-        hashes[name] = hashlib.sha256(raw).hexdigest()
-    return hashes
+from tiny_files import TINY_TEST, TINY_TRAIN, idx_bytes, tiny_arrays, write_idx_files
 
 
 def isolate(mp, base):

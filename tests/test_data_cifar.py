@@ -2,12 +2,12 @@
 archive verification and unpacking, offline failure; augmentation and normalisation."""
 import hashlib
 import io
-import tarfile
 
 import numpy as np
 import pytest
 
 from minisnn.data import DataError, augment, cifar, fetch
+from tiny_files import make_split, tar_gz, write_cifar10
 
 
 @pytest.fixture(autouse=True)
@@ -19,31 +19,6 @@ def isolated_home(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("network is unreachable")
     monkeypatch.setattr(fetch.urllib.request, "urlopen", offline)
-
-
-def record_bytes(labels, image):
-    """One record: the label byte(s), then the red, green and blue 32×32 planes, row-major."""
-    return bytes(np.asarray(labels, dtype=np.uint8)) + b"".join(bytes(image[c].reshape(-1)) for c in range(3))
-
-
-def make_split(rng, n, label_values):
-    images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
-    labels = np.stack([rng.integers(0, v, n) for v in label_values], axis=1)
-    raw = b"".join(record_bytes(labels[i], images[i]) for i in range(n))
-    return images, labels, raw
-
-
-def write_cifar10(folder, rng):
-    folder.mkdir(parents=True, exist_ok=True)
-    train_images, train_labels = [], []
-    for i in range(1, 6):
-        im, lab, raw = make_split(rng, i, [10])       # batches of 1, 2, …, 5 records
-        (folder / f"data_batch_{i}.bin").write_bytes(raw)
-        train_images.append(im)
-        train_labels.append(lab[:, 0])
-    im, lab, raw = make_split(rng, 3, [10])
-    (folder / "test_batch.bin").write_bytes(raw)
-    return (np.concatenate(train_images), np.concatenate(train_labels)), (im, lab[:, 0])
 
 
 def test_cifar10_reads_binary_batches_exactly(tmp_path):
@@ -77,16 +52,6 @@ def test_cifar100_fine_and_coarse_labels(tmp_path, monkeypatch):
     images, coarse = cifar.load_cifar100(train=False, label="coarse")
     np.testing.assert_array_equal(images, te_x)
     np.testing.assert_array_equal(coarse, te_y[:, 0])
-
-
-def tar_gz(members):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as t:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def cifar10_archive(tmp_path, rng):

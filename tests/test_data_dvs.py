@@ -6,11 +6,7 @@ import numpy as np
 import pytest
 
 from minisnn.data import DataError, dvs, fetch
-
-V2_HEADER = (b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n"
-             b"# Data format is int32 address, int32 timestamp (8 bytes total), repeated for each event\r\n"
-             b"# Timestamps tick is 1 us\r\n")
-V3_HEADER = b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DVS128\r\n#!END-HEADER\r\n"
+from tiny_files import V2_HEADER, V3_HEADER, random_events, v2_bytes, v3_packet
 
 
 @pytest.fixture(autouse=True)
@@ -18,20 +14,6 @@ def isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("MINISNN_DATA", raising=False)
     monkeypatch.setattr(fetch.urllib.request, "urlopen", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
-
-
-def v2_bytes(t, x, y, p):
-    """Encode events (x, y, p in the loader's convention) as DVS128 AEDAT 2.0 records."""
-    out = bytearray(V2_HEADER)
-    for ti, xi, yi, pi in zip(t, x, y, p):
-        raw_x, raw_y, raw_p = 127 - yi, 127 - xi, 1 - pi
-        out += struct.pack(">II", (raw_y << 8) | (raw_x << 1) | raw_p, ti)
-    return bytes(out)
-
-
-def random_events(rng, n):
-    t = np.sort(rng.integers(0, 1_000_000, n))
-    return t, rng.integers(0, 128, n), rng.integers(0, 128, n), rng.integers(0, 2, n)
 
 
 def test_aedat2_single_event_bit_layout(tmp_path):
@@ -56,13 +38,6 @@ def test_aedat2_round_trip(tmp_path):
         dvs.read_aedat(path)
 
 
-def v3_packet(etype, events, overflow=0):
-    """A packet: 28-byte header, then 8-byte events (data word, timestamp)."""
-    body = b"".join(struct.pack("<Ii", d, ts) for d, ts in events)
-    n = len(events)
-    return struct.pack("<hhiiiiii", etype, 1, 8, 4, overflow, n, n, n) + body
-
-
 def test_aedat31_polarity_packets(tmp_path):
     def word(x, y, p, valid=1):
         return (x << 17) | (y << 2) | (p << 1) | valid
@@ -78,6 +53,26 @@ def test_aedat31_polarity_packets(tmp_path):
     path.write_bytes(data[:-4])
     with pytest.raises(DataError, match="truncated"):
         dvs.read_aedat(path)
+
+
+def test_malformed_aedat31_packets(tmp_path):
+    path = tmp_path / "bad.aedat"
+    good = v3_packet(1, [(3 << 17 | 1, 10)])
+    for packet, message in [
+            (good[:16] + struct.pack("<iii", -4, 1, 1) + good[28:], "malformed AEDAT 3.1 packet"),  # capacity < 0
+            (good[:16] + struct.pack("<iii", 1, 2, 2) + good[28:], "malformed AEDAT 3.1 polarity"),  # number > capacity
+            (good[:4] + struct.pack("<i", 2) + good[8:], "malformed AEDAT 3.1 polarity packet"),    # 2-byte events
+            (good[:-4] + struct.pack("<i", -1), "negative timestamp")]:
+        path.write_bytes(V3_HEADER + packet)
+        with pytest.raises(DataError, match=message):
+            dvs.read_aedat(path)
+
+
+def test_time_bins_of_a_huge_time_span():
+    """(t − t0)·T overflows int64 here (t up to the largest AEDAT 3.1 time, 2^62 − 1): still 3 bins."""
+    t = np.array([0, 2 ** 61, 2 ** 62 - 1])
+    frames = dvs.events_to_frames(t, np.zeros(3, int), np.zeros(3, int), np.ones(3, int), T=3, size=1, split_by="time")
+    np.testing.assert_array_equal(frames[:, 1, 0, 0], [1, 1, 1])
 
 
 def test_events_to_frames_by_number_and_time():

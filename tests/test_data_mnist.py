@@ -240,6 +240,12 @@ def test_truncated_header():
         mnist.parse_idx(b"\x00\x00\x08\x03\x00\x00\x00\x1e\x00", "labels")
 
 
+def test_header_sizes_whose_product_overflows_int64():
+    raw = bytes([0, 0, 0x08, 3]) + (2 ** 31).to_bytes(4, "big") * 2 + (4).to_bytes(4, "big")   # 2^64 bytes
+    with pytest.raises(DataError, match=r"^labels is truncated or corrupt: 16 bytes, expected 18446744073709551632 "):
+        mnist.parse_idx(raw, "labels")
+
+
 def test_images_and_labels_of_different_lengths(tools, tmp_path, monkeypatch):
     arrays = tools.tiny_arrays()
     arrays[TRAIN_LABELS] = arrays[TRAIN_LABELS][:-1]

@@ -5,45 +5,13 @@ from PIL import Image
 
 from minisnn.data import DataError, fetch
 from minisnn.data.tinyimagenet import load_tinyimagenet
-
-WNIDS = ["n09999999", "n01443537", "n02094433"]          # wnids.txt order is not sorted
-
+from tiny_files import WNIDS, make_tree, write_jpeg
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("MINISNN_DATA", raising=False)
     monkeypatch.setattr(fetch.urllib.request, "urlopen", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
-
-
-def blocky(rng, grey=False):
-    """A 64×64 image of flat 8×8 blocks: JPEG at quality 100 keeps it within a few levels."""
-    blocks = rng.integers(0, 256, (8, 8) if grey else (8, 8, 3), dtype=np.uint8)
-    return np.kron(blocks, np.ones((8, 8) if grey else (8, 8, 1), dtype=np.uint8))
-
-
-def write_jpeg(path, pixels):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path, format="JPEG", quality=100, subsampling=0)
-
-
-def make_tree(root, rng):
-    root.mkdir(parents=True)
-    (root / "wnids.txt").write_text("\n".join(WNIDS) + "\n")
-    originals = {}
-    for w in WNIDS:
-        for k in range(2):
-            p = root / "train" / w / "images" / f"{w}_{k}.JPEG"
-            originals[p] = blocky(rng, grey=(w == WNIDS[1] and k == 1))
-            write_jpeg(p, originals[p])
-    lines = []
-    for k, w in enumerate([WNIDS[2], WNIDS[0], WNIDS[2], WNIDS[1]]):
-        p = root / "val" / "images" / f"val_{k}.JPEG"
-        originals[p] = blocky(rng)
-        write_jpeg(p, originals[p])
-        lines.append(f"val_{k}.JPEG\t{w}\t0\t3\t60\t62")
-    (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
-    return originals
 
 
 def decoded(path):

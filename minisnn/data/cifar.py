@@ -23,11 +23,13 @@ CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
-CIFAR10 = dict(title="CIFAR-10", subdir="cifar10", inner="cifar-10-batches-bin",
+# labels: (name, number of classes) of each label byte of a record
+CIFAR10 = dict(title="CIFAR-10", subdir="cifar10", inner="cifar-10-batches-bin", labels=[("label", 10)],
                train=[f"data_batch_{i}.bin" for i in range(1, 6)], test=["test_batch.bin"],
                archives=[("cifar-10-binary.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
                           "c32a1d4ab5d03f1284b67883e8d87530")])
 CIFAR100 = dict(title="CIFAR-100", subdir="cifar100", inner="cifar-100-binary",
+                labels=[("coarse label", 20), ("fine label", 100)],
                 train=["train.bin"], test=["test.bin"],
                 archives=[("cifar-100-binary.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
                            "03b5dce01913d631647c71ecec9e9cb8")])
@@ -44,7 +46,7 @@ def parse_records(raw, label_bytes, name="CIFAR data"):
     return table[:, label_bytes:].reshape(-1, 3, 32, 32), table[:, :label_bytes]
 
 
-def _read(spec, data_dir, train, download, label_bytes):
+def _read(spec, data_dir, train, download):
     files = spec["train"] if train else spec["test"]
     root = locate(spec["title"], spec["subdir"], spec["inner"], spec["train"] + spec["test"],
                   spec["archives"], data_dir, download)
@@ -55,7 +57,11 @@ def _read(spec, data_dir, train, download, label_bytes):
             raw = path.read_bytes()
         except OSError as e:
             raise DataError(f"cannot read {path}: {e}") from None
-        im, lab = parse_records(raw, label_bytes, str(path))
+        im, lab = parse_records(raw, len(spec["labels"]), str(path))
+        for (what, n), values in zip(spec["labels"], lab.T):   # checked per file, to name it
+            if values.max() >= n:
+                raise DataError(f"{path}: {spec['title']} {what} {values.max()} out of range 0–{n - 1}: "
+                                f"not a {spec['title']} binary file")
         images.append(im)
         labels.append(lab)
     return np.concatenate(images), np.concatenate(labels)
@@ -66,11 +72,8 @@ def load_cifar10(data_dir=None, train=True, download=True):
 
     N = 50000 for ``train`` (data_batch_1…5 in order), 10000 for the test split.
     """
-    images, labels = _read(CIFAR10, data_dir, train, download, 1)
-    labels = labels[:, 0].astype(np.int64)
-    if labels.max() >= 10:
-        raise DataError(f"CIFAR-10 label {labels.max()} out of range 0–9: not a CIFAR-10 binary file")
-    return images, labels
+    images, labels = _read(CIFAR10, data_dir, train, download)
+    return images, labels[:, 0].astype(np.int64)
 
 
 def load_cifar100(data_dir=None, train=True, download=True, label="fine"):
@@ -78,11 +81,8 @@ def load_cifar100(data_dir=None, train=True, download=True, label="fine"):
     classes (default) or the 20 ``"coarse"`` superclasses."""
     if label not in ("fine", "coarse"):
         raise ValueError(f"label must be 'fine' or 'coarse', got {label!r}")
-    images, labels = _read(CIFAR100, data_dir, train, download, 2)
-    labels = labels[:, 1 if label == "fine" else 0].astype(np.int64)
-    if labels.max() >= (100 if label == "fine" else 20):
-        raise DataError(f"CIFAR-100 {label} label {labels.max()} out of range: not a CIFAR-100 binary file")
-    return images, labels
+    images, labels = _read(CIFAR100, data_dir, train, download)
+    return images, labels[:, 1 if label == "fine" else 0].astype(np.int64)
 
 
 def normalize(images, dtype=np.float32):

@@ -30,7 +30,7 @@ import re
 import numpy as np
 
 from .errors import DataError
-from .fetch import locate
+from .fetch import locate, read_cache
 
 SENSOR = 128
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -83,12 +83,16 @@ def _events_v3(data, path):
         etype, _, esize, ts_offset, overflow, capacity, number, _ = np.frombuffer(
             data, dtype="<i2,<i2,<i4,<i4,<i4,<i4,<i4,<i4", count=1, offset=pos)[0].tolist()
         body = capacity * esize
-        if esize <= 0 or len(data) - pos - 28 < body:
+        if esize <= 0 or capacity < 0 or len(data) - pos - 28 < body:     # (capacity < 0 would loop back)
             raise DataError(f"{path}: truncated or malformed AEDAT 3.1 packet at byte {pos}")
         if etype == 1:                                         # polarity events
+            if esize < 8 or not 0 <= ts_offset <= esize - 4 or not 0 <= number <= capacity:
+                raise DataError(f"{path}: malformed AEDAT 3.1 polarity packet at byte {pos}")
             rec = np.frombuffer(data, dtype=np.uint8, count=number * esize, offset=pos + 28).reshape(number, esize)
             d = rec[:, 0:4].copy().view("<u4")[:, 0]
             stamp = rec[:, ts_offset:ts_offset + 4].copy().view("<i4")[:, 0].astype(np.int64)
+            if overflow < 0 or (stamp < 0).any():               # 31-bit timestamps and a wrap counter
+                raise DataError(f"{path}: negative timestamp in the AEDAT 3.1 polarity packet at byte {pos}")
             valid = (d & 1) == 1
             ts.append(stamp[valid] + (np.int64(overflow) << 31))
             ps.append(((d[valid] >> 1) & 1).astype(np.int64))
@@ -111,7 +115,7 @@ def read_aedat(path):
         return _events_v2(raw[start:], path)
     if version.startswith("3"):
         return _events_v3(raw[start:], path)
-    raise DataError(f"{path}: AEDAT version {version} is not supported (2.0 and 3.1 are)")
+    raise DataError(f"{path}: AEDAT version {version!r} is not supported (2.0 and 3.1 are)")
 
 
 def events_to_frames(t, x, y, p, T, size, split_by="number", sensor=SENSOR):
@@ -131,8 +135,10 @@ def events_to_frames(t, x, y, p, T, size, split_by="number", sensor=SENSOR):
         t, x, y, p = t[order], x[order], y[order], p[order]
         if split_by == "number":
             frame = np.arange(n, dtype=np.int64) * T // n
-        else:
+        elif t[-1] - t[0] < np.iinfo(np.int64).max // T:
             frame = (t - t[0]) * T // (t[-1] - t[0] + 1)
+        else:   # (t − t_0)·T would overflow int64: a span of 2^63/T µs only comes from a corrupt file
+            frame = np.minimum(((t - t[0]) / (t[-1] - t[0] + 1.0) * T).astype(np.int64), T - 1)
         keep = (x >= 0) & (x < sensor) & (y >= 0) & (y < sensor)
         idx = ((frame * 2 + p) * size + y * size // sensor) * size + x * size // sensor
         counts = np.bincount(idx[keep], minlength=counts.size)
@@ -169,12 +175,9 @@ def load_dvs_cifar10(data_dir=None, train=True, T=20, size=64, split_by="number"
     root = locate("DVS-CIFAR10", "dvs_cifar10", None, list(CLASSES), ARCHIVES, data_dir, download)
     paths, labels, is_train = list_recordings(root)
     cache_file = root / f"minisnn-frames-T{T}-S{size}-{split_by}.npz"
-    frames = None
-    if cache and cache_file.is_file():
-        with np.load(cache_file) as stored:
-            if np.array_equal(stored["labels"], labels):
-                frames = stored["frames"]
-    if frames is None:
+    stored = read_cache(cache_file, labels) if cache else None
+    frames = stored.get("frames") if stored else None
+    if frames is None or frames.shape != (len(paths), T, 2, size, size) or frames.dtype != np.uint8:
         frames = np.empty((len(paths), T, 2, size, size), dtype=np.uint8)
         for i, path in enumerate(paths):
             frames[i] = events_to_frames(*read_aedat(path), T, size, split_by)

@@ -10,10 +10,15 @@ Every failure is a ``DataError`` whose message says what to do.
 """
 import hashlib
 import os
+import shutil
 import tarfile
+import tempfile
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
+
+import numpy as np
 
 from .errors import DataError
 
@@ -51,20 +56,54 @@ def _safe_members(names, dest):
 
 
 def extract(archive, dest):
-    """Unpack a .tar.gz/.tgz/.tar or .zip archive into ``dest``."""
+    """Unpack a .tar.gz/.tgz/.tar or .zip archive into ``dest``: into a temporary folder inside it,
+    moved into place once complete, so that an archive that fails half-way (corrupt, disk full)
+    leaves no half-written files behind for ``locate`` to take for the dataset."""
     archive, dest = Path(archive), Path(dest)
+    tmp = None
     try:
+        tmp = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=dest))
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as z:
                 _safe_members(z.namelist(), dest)
-                z.extractall(dest)
+                z.extractall(tmp)
         else:
-            with tarfile.open(archive) as t:
+            try:
+                t = tarfile.open(archive)
+            except tarfile.ReadError:       # its message lists every compression tried, one per line
+                raise DataError(f"cannot unpack {archive}: not a .zip, .tar.gz or .tar archive, "
+                                "or a corrupt one") from None
+            with t:
                 members = [m for m in t.getmembers() if m.isfile() or m.isdir()]
                 _safe_members([m.name for m in members], dest)
-                t.extractall(dest, members=members)
-    except (OSError, tarfile.TarError, zipfile.BadZipFile) as e:
+                t.extractall(tmp, members=members)
+        for path in sorted(tmp.rglob("*")):            # each folder before what it holds
+            target = dest / path.relative_to(tmp)
+            if path.is_dir():
+                target.mkdir(exist_ok=True)
+            else:
+                os.replace(path, target)
+    # a corrupt member: zlib.error and EOFError from the decompressor are not OSErrors, and zipfile
+    # answers a flipped compression-method or encryption flag with NotImplementedError, RuntimeError
+    except (OSError, EOFError, zlib.error, tarfile.TarError, zipfile.BadZipFile, NotImplementedError,
+            RuntimeError) as e:
         raise DataError(f"cannot unpack {archive}: {e}") from None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_cache(path, labels):
+    """The arrays of a decoded-data cache (an ``.npz`` a loader wrote beside the data) when it is
+    there, readable and made for these ``labels``; otherwise None, and the caller decodes again."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {k: stored[k] for k in stored.files}
+    except Exception:   # truncated, corrupt or foreign: a cache is only a cache, never an error
+        return None
+    return arrays if np.array_equal(arrays.get("labels"), labels) else None
 
 
 def verify(path, md5):

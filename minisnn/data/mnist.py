@@ -6,9 +6,11 @@ mirror into ``~/.cache/minisnn/mnist`` and verified.
 """
 import gzip
 import hashlib
+import math
 import os
 import struct
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +55,7 @@ def parse_idx(raw, name="IDX data"):
     if len(raw) < header:
         raise DataError(f"{name} is truncated (incomplete header)")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = header + int(np.prod(shape))
+    expected = header + math.prod(shape)          # exact: np.prod wraps around in int64
     if len(raw) != expected:
         raise DataError(f"{name} is truncated or corrupt: {len(raw)} bytes, expected {expected} for shape {shape}")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
@@ -67,6 +69,8 @@ def _read(path):
         return path.read_bytes()
     except (OSError, EOFError) as e:
         raise DataError(f"cannot read {path}: {e}") from None
+    except zlib.error as e:     # bytes overwritten inside the deflate stream: not an OSError
+        raise DataError(f"cannot read {path}: corrupt gzip data ({e})") from None
 
 
 def _download(name, dest):

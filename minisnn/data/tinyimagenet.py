@@ -11,10 +11,13 @@ the sorted class folders, as an image-folder loader would number them. JPEG deco
 Pillow, which matplotlib already depends on. Decoding 100 000 files takes a while, so the
 decoded split is cached beside the data as ``minisnn-<split>.npz`` when the folder is writable.
 """
+import re
+from pathlib import Path
+
 import numpy as np
 
 from .errors import DataError
-from .fetch import locate
+from .fetch import locate, read_cache
 
 TITLE, SUBDIR, INNER = "Tiny-ImageNet", "tinyimagenet", "tiny-imagenet-200"
 ARCHIVES = [("tiny-imagenet-200.zip", "http://cs231n.stanford.edu/tiny-imagenet-200.zip",
@@ -26,22 +29,41 @@ TINY_MEAN = (0.4802, 0.4481, 0.3975)
 TINY_STD = (0.2302, 0.2265, 0.2262)
 
 
-def read_jpeg(path):
-    """Decode one image to ``uint8 [3, H, W]`` (RGB, channel-major)."""
+def read_jpeg(path, size=None):
+    """Decode one image to ``uint8 [3, H, W]`` (RGB, channel-major). With ``size`` (W, H), an image
+    of another size is refused before it is decoded (a corrupt header may claim a giant one)."""
     from PIL import Image   # Pillow: a dependency of matplotlib
     try:
         with Image.open(path) as im:
+            if size is not None and im.size != tuple(size):
+                raise DataError(f"{path} is {im.size[0]}x{im.size[1]}, expected {size[0]}x{size[1]}")
             pixels = np.asarray(im.convert("RGB"))
-    except OSError as e:
+    # what Pillow raises for a corrupt file: OSError (UnidentifiedImageError, truncated data),
+    # DecompressionBombError (a header that claims a giant image; not an OSError), and ValueError
+    # or SyntaxError from some of its format plugins
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise DataError(f"cannot decode image {path}: {e}") from None
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
 
+def _read_text(path):
+    try:
+        return path.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not a text file ({e})") from None
+
+
 def class_ids(root):
     """The wnids of ``wnids.txt`` in sorted order: label k is ``class_ids(root)[k]``."""
-    wnids = sorted({w.strip() for w in (root / "wnids.txt").read_text().split() if w.strip()})
+    path = root / "wnids.txt"
+    wnids = sorted(set(_read_text(path).split()))
     if not wnids:
-        raise DataError(f"{root / 'wnids.txt'} lists no classes")
+        raise DataError(f"{path} lists no classes")
+    for w in wnids:   # each names a folder: never a path, a NUL byte or a glob pattern
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", w):
+            raise DataError(f"{path}: {w[:40]!r} is not a class id (a WordNet id such as n01443537)")
     return wnids
 
 
@@ -50,18 +72,28 @@ def list_split(root, train):
     wnids = class_ids(root)
     index = {w: k for k, w in enumerate(wnids)}
     if train:
-        pairs = [(p, index[w]) for w in wnids for p in sorted((root / "train" / w / "images").glob("*.JPEG"))]
+        pairs = []
+        for w in wnids:
+            folder = root / "train" / w / "images"
+            images = sorted(folder.glob("*.JPEG"))
+            if not images:
+                raise DataError(f"{folder} holds no .JPEG images of class {w}, listed in {root / 'wnids.txt'}")
+            pairs += [(p, index[w]) for p in images]
     else:
         pairs = []
-        for line in (root / "val" / "val_annotations.txt").read_text().splitlines():
+        path, images = root / "val" / "val_annotations.txt", root / "val" / "images"
+        for i, line in enumerate(_read_text(path).splitlines(), 1):
             fields = line.split("\t")
             if not line.strip():
                 continue
             if len(fields) < 2 or fields[1] not in index:
-                raise DataError(f"val_annotations.txt: cannot read line {line!r} (unknown wnid?)")
-            pairs.append((root / "val" / "images" / fields[0], index[fields[1]]))
-    if not pairs:
-        raise DataError(f"no {'training' if train else 'validation'} images under {root}")
+                raise DataError(f"{path}: cannot read line {i}, {line[:80]!r} (unknown wnid? the classes are "
+                                f"those of {root / 'wnids.txt'})")
+            if Path(fields[0]).name != fields[0] or not (images / fields[0]).is_file():
+                raise DataError(f"{path}: line {i} names {fields[0][:80]!r}, which is not an image in {images}")
+            pairs.append((images / fields[0], index[fields[1]]))
+        if not pairs:
+            raise DataError(f"{path} lists no images")
     return [p for p, _ in pairs], np.array([k for _, k in pairs], dtype=np.int64)
 
 
@@ -73,16 +105,13 @@ def load_tinyimagenet(data_dir=None, train=True, download=True, cache=True):
     root = locate(TITLE, SUBDIR, INNER, REQUIRED, ARCHIVES, data_dir, download)
     paths, labels = list_split(root, train)
     cache_file = root / f"minisnn-{'train' if train else 'val'}.npz"
-    if cache and cache_file.is_file():
-        with np.load(cache_file) as stored:
-            if len(stored["labels"]) == len(labels) and np.array_equal(stored["labels"], labels):
-                return stored["images"], labels
+    stored = read_cache(cache_file, labels) if cache else None
+    images = stored.get("images") if stored else None
+    if images is not None and images.shape == (len(paths), 3, SIZE, SIZE) and images.dtype == np.uint8:
+        return images, labels
     images = np.empty((len(paths), 3, SIZE, SIZE), dtype=np.uint8)
     for i, path in enumerate(paths):
-        pixels = read_jpeg(path)
-        if pixels.shape != (3, SIZE, SIZE):
-            raise DataError(f"{path} is {pixels.shape[2]}x{pixels.shape[1]}, expected {SIZE}x{SIZE}")
-        images[i] = pixels
+        images[i] = read_jpeg(path, (SIZE, SIZE))
     if cache:
         try:
             np.savez(cache_file, images=images, labels=labels)
