@@ -41,12 +41,8 @@ def build(T, B, dtype=np.float32):
 
 
 def training_step(net, opt, x, y):
-    from minisnn.losses import cross_entropy
-    _, dlogits = cross_entropy(net.forward(x, train=True), y)
-    opt.zero_grad()
-    net.backward(dlogits)
-    opt.step()
-    net.clear()
+    from minisnn.training import train_step
+    train_step(net, opt, x, y)
 
 
 def gemm_floor(net, T, B):
@@ -69,21 +65,26 @@ def gemm_floor(net, T, B):
 
 
 def per_layer(net, x, y, repeats):
-    """Median forward and backward seconds of every layer."""
+    """Median forward and backward seconds of every layer: the time between one layer's
+    ``observe`` call and the next, in the network's own passes (pairs included)."""
     from minisnn.losses import cross_entropy
     fwd = {i: [] for i in range(len(net.layers))}
     bwd = {i: [] for i in range(len(net.layers))}
+    clock = [0.0]
+
+    def timer(seconds):
+        def observe(i, layer, x, y):
+            now = time.perf_counter()
+            seconds[i].append(now - clock[0])
+            clock[0] = now
+        return observe
+
     for r in range(repeats + 1):
-        h = x
-        for i, layer in enumerate(net.layers):
-            t0 = time.perf_counter()
-            h = layer.forward(h, train=True)
-            fwd[i].append(time.perf_counter() - t0)
-        _, g = cross_entropy(h, y)
-        for i in reversed(range(len(net.layers))):
-            t0 = time.perf_counter()
-            g = net.layers[i].backward(g)
-            bwd[i].append(time.perf_counter() - t0)
+        clock[0] = time.perf_counter()
+        logits = net.forward(x, train=True, observe=timer(fwd))
+        _, g = cross_entropy(logits, y)
+        clock[0] = time.perf_counter()
+        net.backward(g, observe=timer(bwd))
         net.clear()
     return [(repr(layer), float(np.median(fwd[i][1:])), float(np.median(bwd[i][1:])))
             for i, layer in enumerate(net.layers)]
@@ -107,12 +108,14 @@ def main(argv=None):
     args = p.parse_args(argv)
     net, opt, x, y = build(args.T, args.batch)
     step = median_time(lambda: training_step(net, opt, x, y), args.repeats)
-    net.fuse = False   # BNTT and LIF one after the other, each with its own fresh output
-    step_unpaired = median_time(lambda: training_step(net, opt, x, y), args.repeats)
-    net.fuse = True
+    from minisnn.network import Sequential
+    unpaired = Sequential(*net.layers, pair=False)   # BNTT and LIF each with its own fresh output
+    step_unpaired = median_time(lambda: training_step(unpaired, opt, x, y), args.repeats)
     floor = median_time(gemm_floor(net, args.T, args.batch), args.repeats)
     layers = per_layer(net, x, y, args.repeats)
-    densities = [float(lif.last_spikes.mean()) for lif in net.lif_layers()]
+    from minisnn.layers import LIF
+    densities = [float(s.mean()) for s in net.outputs(x, LIF, train=True)[1].values()]
+    net.clear()
     baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak = peak_memory_child(args.T, args.batch)
     result = {"T": args.T, "batch": args.batch, "dtype": "float32", "step_s": step, "step_unpaired_s": step_unpaired, "gemm_floor_s": floor,

@@ -3,7 +3,7 @@
     python benchmarks/bench_vgg9.py            # B=16, T=25, 32×32 (the reference's CIFAR-10 setting)
     python benchmarks/bench_vgg9.py --quick    # B=4, T=4: a smoke test in seconds
 
-One step = Poisson input -> net.forward -> cross-entropy -> net.backward -> clear. Reported:
+One step = Poisson input -> minisnn.training.train_step without an optimizer (forward, loss, backward, clear). Reported:
 
 - the median seconds per step (after one warm-up step that also compiles the Numba kernels),
   and the seconds spent in each layer type (forward + backward, summed over the step);
@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 from minisnn import models  # noqa: E402
 from minisnn.encoding import poisson  # noqa: E402
 from minisnn.layers import Conv2d, Linear, Readout  # noqa: E402
-from minisnn.losses import cross_entropy  # noqa: E402
+from minisnn.training import train_step  # noqa: E402
 
 
 class Clock:
@@ -58,46 +58,24 @@ class Clock:
         return time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
-def instrument(net):
-    """Wrap every layer's forward/backward to record its input shape and accumulate its time;
-    and the functions ``Sequential`` runs a BNTT + LIF pair with (counted as "BNTT+LIF")."""
-    from minisnn import network
-    shapes, seconds = {}, defaultdict(lambda: [0.0, 0.0])
+class LayerTimer:
+    """An observer of a training step's passes: the wall and CPU seconds between one layer's
+    observe call and the next are that layer's, summed by layer type; every layer's input shape
+    is recorded at its first (forward) call, for the GEMM list."""
 
-    def wrap_pair(function):
-        original = getattr(network, function)
+    def __init__(self):
+        self.shapes, self.seconds = {}, defaultdict(lambda: [0.0, 0.0])
+        self.clock = Clock()
 
-        def timed(*args, **kw):
-            clock = Clock()
-            out = original(*args, **kw)
-            wall, cpu = clock.lap()
-            seconds["BNTT+LIF"][0] += wall
-            seconds["BNTT+LIF"][1] += cpu
-            return out
-        setattr(network, function, timed)
+    def start(self):
+        self.clock = Clock()
 
-    wrap_pair("bntt_lif_forward")
-    wrap_pair("bntt_lif_backward")
-
-    def wrap(layer, name, method):
-        original = getattr(layer, method)
-
-        def timed(arg, *rest, **kw):
-            if method == "forward":
-                shapes[id(layer)] = arg.shape
-            clock = Clock()
-            out = original(arg, *rest, **kw)
-            wall, cpu = clock.lap()
-            seconds[name][0] += wall
-            seconds[name][1] += cpu
-            return out
-        setattr(layer, method, timed)
-
-    for layer in net.layers:
-        name = type(layer).__name__
-        wrap(layer, name, "forward")
-        wrap(layer, name, "backward")
-    return shapes, seconds
+    def __call__(self, i, layer, x, y):
+        wall, cpu = self.clock.lap()
+        self.clock = Clock()
+        self.shapes.setdefault(id(layer), x.shape)
+        self.seconds[type(layer).__name__][0] += wall
+        self.seconds[type(layer).__name__][1] += cpu
 
 
 def gemm_list(net, shapes):
@@ -166,7 +144,7 @@ def main(argv=None):
         args.batch, args.T, args.repeats = 4, 4, 2
     rng = np.random.default_rng(0)
     net = models.vgg9(T=args.T, input_size=args.size, dtype=np.float32)
-    shapes, seconds = instrument(net)
+    timer = LayerTimer()
     images = rng.standard_normal((args.batch, 3, args.size, args.size)).astype(np.float32)
     labels = rng.integers(0, 10, args.batch)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -174,21 +152,19 @@ def main(argv=None):
     walls, cpus = [], []
     for i in range(args.repeats + 1):
         if i == 1:
-            seconds.clear()
+            timer.seconds.clear()
         clock = Clock()
         x = poisson(images, args.T, rng)
-        logits = net.forward(x, train=True)
-        _, dlogits = cross_entropy(logits, labels)
-        net.zero_grad()
-        net.backward(dlogits)
-        net.clear()
+        timer.start()
+        train_step(net, None, x, labels, observe=timer)   # gradients only, no update
         wall, cpu = clock.lap()
         walls.append(wall)
         cpus.append(cpu)
     step = statistics.median(walls[1:]), statistics.median(cpus[1:])
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
-    gemms = gemm_list(net, shapes)
+    gemms = gemm_list(net, timer.shapes)
+    seconds = timer.seconds
     floor, floor_by_type = time_gemms(gemms, np.float32, args.repeats, rng)
     flops = gemm_flops(gemms)
 

@@ -8,7 +8,12 @@ import numpy as np
 
 from . import models
 
-FORMAT = "minisnn-checkpoint-1"
+FORMAT = "minisnn-checkpoint-2"
+# Format 1 kept one set of normalisation statistics, the running averages overwritten by the
+# calibration before each evaluation; format 2 keeps the running averages and the calibrated
+# statistics apart (``layers/norm.py``). A format-1 file is read as format 2 with both set to
+# its one set (``meta["upgraded_from"]`` says so).
+FORMAT_1 = "minisnn-checkpoint-1"
 
 
 class CheckpointError(Exception):
@@ -47,10 +52,14 @@ def load_checkpoint(path):
         raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path} is not a minisnn checkpoint (no metadata)")
-    if meta.get("format") != FORMAT:
+    if meta.get("format") not in (FORMAT, FORMAT_1):
         raise CheckpointError(f"{path} is not a minisnn checkpoint (format {meta.get('format')!r})")
     model = {k[6:]: v for k, v in arrays.items() if k.startswith("model/")}
     optim = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
+    if meta["format"] == FORMAT_1:
+        for key in [k for k in model if k.endswith(".running_mean") or k.endswith(".running_var")]:
+            model[key.replace(".running_", ".calibrated_")] = model[key].copy()
+        meta.update(format=FORMAT, upgraded_from=FORMAT_1)
     return meta, model, optim
 
 

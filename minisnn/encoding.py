@@ -1,6 +1,8 @@
 """Input encoders: images to time-major ``[T, B, ...]`` sequences."""
 import numpy as np
 
+POISSON_SCALE = 2.0   # the reference code's: a normalised value x spikes with probability min(1, |x|/2)
+
 
 def pixel_sequence(images):
     """Sequential MNIST: one pixel per time step, row by row.
@@ -11,7 +13,12 @@ def pixel_sequence(images):
     return np.ascontiguousarray(flat.T[:, :, None])
 
 
-def poisson(images, T, rng, scale=2.0):
+def pixel_sequence_backward(images, ds):
+    """∂L/∂x from ∂L/∂s ``[T, B, 1]``: s_{t,b} = x_{b,t}, so ∂L/∂x_{b,t} = ∂L/∂s_{t,b}."""
+    return ds[:, :, 0].T.reshape(images.shape)
+
+
+def poisson(images, T, rng, scale=POISSON_SCALE):
     """The reference's signed Poisson rate code, a fresh draw at every step:
 
         s_t = sign(x)·[scale·r_t ≤ |x|],   r_t ~ U[0, 1)
@@ -24,12 +31,15 @@ def poisson(images, T, rng, scale=2.0):
     return (np.sign(images) * (scale * r <= np.abs(images))).astype(images.dtype)
 
 
-def poisson_rate(images, scale=2.0):
-    """E[s_t] = sign(x)·min(1, |x|/scale): the rate code's expectation (used for FGSM)."""
+def poisson_rate(images, scale=POISSON_SCALE):
+    """E[s_t] = sign(x)·min(1, |x|/scale): the rate code's expectation."""
     return np.sign(images) * np.minimum(1.0, np.abs(images) / scale)
 
 
-def direct(images, T):
-    """Direct (constant-current) coding: the same analogue image at every step."""
-    images = np.asarray(images)
-    return np.ascontiguousarray(np.broadcast_to(images, (T,) + images.shape))
+def poisson_backward(images, ds, scale=POISSON_SCALE):
+    """∂L/∂x from ∂L/∂s ``[T, B, ...]`` through the expectation (a spike has no derivative: a
+    straight-through estimate, forward on the sampled spikes):
+
+        ∂L/∂x = Σ_t ∂L/∂s_t · ∂E[s_t]/∂x = Σ_t ∂L/∂s_t · [|x| < scale]/scale
+    """
+    return ds.sum(axis=0).reshape(images.shape) * (np.abs(images) < scale) / scale

@@ -9,9 +9,8 @@ from tqdm import tqdm
 from .checkpoint import CheckpointError, load_network
 from .data import DataError
 from .losses import cross_entropy
-from .tasks import batch_rng, get_task
-
-EVAL_KEY = 10 ** 9   # batch_rng key of evaluation batches, apart from any training epoch
+from .layers.norm import EVAL_STATS
+from .tasks import EVAL_KEY, batch_rng, get_task
 
 
 def test_batches(task, images, labels, T, batch_size, seed):
@@ -25,11 +24,21 @@ def test_batches(task, images, labels, T, batch_size, seed):
         yield x, labels[start:stop]
 
 
+def default_bn_stats(net, config):
+    """The statistics a checkpoint was evaluated with in training: "calibrated" when it was
+    trained with calibration (``bn_calibration`` > 0; a format-1 checkpoint's config lacks the key
+    and its one set of statistics serves both) and has calibrated statistics, else "running"."""
+    norms = net.norm_layers()
+    calibrated = norms and not any(np.isnan(layer.calibrated_var).any() for layer in norms)
+    return "calibrated" if calibrated and config.get("bn_calibration", 20) > 0 else "running"
+
+
 def evaluate(net, batches, progress=False, total=None, desc="test", bn_stats="running"):
     """Mean loss and accuracy of ``net`` in evaluation mode over ``batches``.
 
-    ``bn_stats``: normalisation layers use their "running" statistics (standard), or each test
-    batch's own "batch" statistics, as in training (transductive: depends on the batch size).
+    ``bn_stats``: normalisation layers use their "running" averages (the paper's protocol),
+    their "calibrated" statistics (``minisnn/calibrate.py``), or each test batch's own "batch"
+    statistics, as in training (transductive: depends on the batch size).
     """
     loss_sum, correct, seen = 0.0, 0, 0
     net.set_eval_stats(bn_stats)
@@ -51,8 +60,10 @@ def main(argv=None):
     p.add_argument("checkpoint", help="checkpoint.npz written by python -m minisnn.train")
     p.add_argument("--data-dir", help="folder with the dataset files")
     p.add_argument("--batch-size", type=int, help="default 200; with --bn-stats batch, the training batch size")
-    p.add_argument("--bn-stats", choices=("running", "batch"), default="running",
-                   help="normalise with running statistics (standard) or each test batch's own (as in training)")
+    p.add_argument("--bn-stats", choices=EVAL_STATS,
+                   help="normalise with the running averages (the paper's protocol), the calibrated statistics "
+                        "(precise BN) or each test batch's own (as in training); default: as in training "
+                        "(calibrated when the run calibrated, else running)")
     p.add_argument("--subset", type=int, help="evaluate on the first N test samples only")
     p.add_argument("--record", metavar="PATH", help="also write the run file hwmodel reads (run.npz)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -60,6 +71,7 @@ def main(argv=None):
     try:
         net, meta = load_network(args.checkpoint)
         config = meta["config"]
+        args.bn_stats = args.bn_stats or default_bn_stats(net, config)
         if args.batch_size is None:
             args.batch_size = config.get("batch_size", 200) if args.bn_stats == "batch" else 200
         if args.batch_size < 1 or (args.subset is not None and args.subset < 1):

@@ -1,16 +1,15 @@
 """Hold hand-derived gradients to central finite differences.
 
-Finite differences cannot see a surrogate gradient, so ``smooth_spikes`` swaps every LIF's
-step H for its smooth stand-in F (with F' = the surrogate exactly). A detached reset is a
-stop-gradient; ``smooth_spikes`` makes it explicit by freezing the reset signal r_t at its
-value at the point of the check, so the function finite differences see is exactly the one
-whose gradient the detached backward computes.
+Finite differences cannot see a surrogate gradient, so ``smooth_network`` swaps every LIF's
+step H for its smooth stand-in F (with F' = the surrogate exactly; ``SmoothLIF``). A detached
+reset is a stop-gradient; ``smooth_network`` makes it explicit by freezing the reset signal r_t
+at its value at the point of the check. Production layers carry none of this.
 """
-from contextlib import contextmanager
-
 import numpy as np
 
+from .layers import LIF
 from .losses import cross_entropy
+from .network import Sequential
 
 
 def numerical_gradient(f, x, eps=1e-6):
@@ -56,40 +55,67 @@ def layer_gradients(layer, x, dy, train=True, eps=1e-6):
     return {k: tuple(v) for k, v in results.items()}
 
 
-@contextmanager
-def smooth_spikes(net, x):
-    """Within the block, every LIF of ``net`` uses its smooth stand-in, and detached resets are
-    frozen at their values for input ``x`` (run once here, in training mode)."""
-    lifs = net.lif_layers()
-    for lif in lifs:
-        lif.smooth, lif.frozen_reset = True, None
-    try:
-        net.forward(x, train=True)
-        for lif in lifs:
-            if lif.detach_reset:
-                lif.frozen_reset = lif.last_spikes.copy()
-        yield net
-    finally:
-        for lif in lifs:
-            lif.smooth, lif.frozen_reset = False, None
+class SmoothLIF(LIF):
+    """A LIF layer whose spike is the surrogate's smooth stand-in F (``Surrogate.smooth``), for
+    finite differences; the backward scan is LIF's own. ``frozen_reset`` (``[T, B, ...]`` or
+    None) replaces the reset signal r_t = o_t by fixed values: a detached reset made explicit.
+
+        u_t = λ·v_{t−1} + I_t,   o_t = F(u_t/θ − 1),   v_t = u_t − θ·r_t  or  u_t·(1 − r_t)
+
+    A NumPy loop over t: gradient checks run it on a few neurons only.
+    """
+
+    def __init__(self, lif, frozen_reset=None):
+        super().__init__(lif.leak, lif.threshold, lif.reset, lif.detach_reset, lif.surrogate)
+        self.frozen_reset = frozen_reset
+
+    def forward(self, x, train=True):
+        current = x.reshape(x.shape[0], -1)
+        spikes, membrane = np.empty_like(current), np.empty_like(current)
+        frozen = None if self.frozen_reset is None else self.frozen_reset.reshape(current.shape)
+        v = np.zeros_like(current[0])
+        for t in range(len(current)):
+            u = self.leak * v + current[t]
+            o = self.surrogate.smooth(u / self.threshold - 1.0)
+            r = o if frozen is None else frozen[t]
+            v = u * (1.0 - r) if self.reset == "hard" else u - self.threshold * r
+            membrane[t], spikes[t] = u, o
+        self._saved_spikes, self._saved_membrane = spikes, membrane
+        return spikes.reshape(x.shape)
+
+
+def smooth_network(net, x=None):
+    """A copy of ``net`` sharing its layers and parameters, with every LIF replaced by a
+    ``SmoothLIF``. With ``x``, detached resets are frozen at their values for input ``x`` (run once
+    here, in training mode), so the function finite differences see is exactly the one whose
+    gradient the detached backward computes."""
+    smooth = Sequential(*[SmoothLIF(layer) if isinstance(layer, LIF) else layer for layer in net.layers],
+                        spec=net.spec)
+    if x is not None:
+        spikes = smooth.outputs(x, LIF, train=True)[1]
+        for i, layer in enumerate(smooth.layers):
+            if isinstance(layer, LIF) and layer.detach_reset:
+                layer.frozen_reset = spikes[i]
+        smooth.clear()
+    return smooth
 
 
 def network_gradients(net, x, labels, eps=1e-6):
     """Analytic and numerical gradients of the cross-entropy loss of ``net`` (smooth spikes)
     w.r.t. the input and every parameter: ``{name: (analytic, numeric)}``."""
     x = np.array(x, dtype=np.float64)
-    with smooth_spikes(net, x):
-        net.zero_grad()
-        _, dlogits = cross_entropy(net.forward(x, train=True), labels)
-        results = {"x": [net.backward(dlogits)]}
-        params = dict(net.named_parameters())
-        for name, p in params.items():
-            results[name] = [p.grad.copy()]
+    net = smooth_network(net, x)
+    net.zero_grad()
+    _, dlogits = cross_entropy(net.forward(x, train=True), labels)
+    results = {"x": [net.backward(dlogits)]}
+    params = dict(net.named_parameters())
+    for name, p in params.items():
+        results[name] = [p.grad.copy()]
 
-        def loss():
-            return cross_entropy(net.forward(x, train=True), labels)[0]
+    def loss():
+        return cross_entropy(net.forward(x, train=True), labels)[0]
 
-        results["x"].append(numerical_gradient(loss, x, eps))
-        for name, p in params.items():
-            results[name].append(numerical_gradient(loss, p.data, eps))
+    results["x"].append(numerical_gradient(loss, x, eps))
+    for name, p in params.items():
+        results[name].append(numerical_gradient(loss, p.data, eps))
     return {k: tuple(v) for k, v in results.items()}

@@ -2,11 +2,6 @@
 import numpy as np
 
 
-def softmax(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def cross_entropy(logits, labels):
     """L = −(1/B)·Σ_b log softmax(z_b)[y_b];   ∂L/∂z = (softmax(z) − onehot(y))/B.
 

@@ -1,8 +1,10 @@
 """Sequential: forward through the layers, backward through them in reverse."""
 import numpy as np
 
-from .layers.bntt_lif import bntt_lif_backward, bntt_lif_forward, can_pair_backward, can_pair_forward
+from .layers.bntt_lif import PAIR_CURRENT, is_pair
 from .layers.lif import LIF
+from .layers.norm import EVAL_STATS
+from .workspace import Workspace
 
 
 class Sequential:
@@ -10,49 +12,64 @@ class Sequential:
     ``backward(dlogits) -> dx [T, B, ...]`` fills every parameter's ``.grad``.
 
     ``spec`` (optional) records how the network was built, so a checkpoint can rebuild it.
-    With ``fuse`` (the default) a BNTT layer directly followed by LIF neurons runs as a pair
-    that keeps its intermediate in a scratch buffer (``layers/bntt_lif.py``): the same
-    results, bit for bit, without two fresh arrays per step.
+
+    A BNTT layer directly followed by LIF neurons is a *pair*, decided here once by layer type
+    (unless ``pair`` is False, for comparisons): BNTT writes the current I into the network's
+    workspace instead of a fresh array, and in backward LIF writes ∂L/∂I there; only the pair's
+    other layer reads it (``layers/bntt_lif.py`` explains why this pays). The results are bit for
+    bit those of fresh arrays.
+
+    ``observe(i, layer, x, y)``, given to ``forward``, is called after layer i maps x to y; given
+    to ``backward``, after layer i maps ∂L/∂y (as x) to ∂L/∂x (as y). It is the one way to look
+    inside a pass (recording, activity, calibration, gradient profiles): arrays it receives may
+    live in the workspace, so it copies what it keeps (``outputs`` does).
     """
 
-    def __init__(self, *layers, spec=None, fuse=True):
+    def __init__(self, *layers, spec=None, pair=True):
         self.layers = list(layers)
         self.spec = spec
-        self.fuse = fuse
-        self._scratch_buffer = None
+        self.workspace = Workspace()
+        self._paired = {i for i in range(len(layers) - 1) if pair and is_pair(layers[i], layers[i + 1])}
+        self._current_dtype = {}     # pair index -> dtype of its current in the last forward
 
-    def scratch(self, shape, dtype):
-        """A reused array for an intermediate that is dead when the call that asked for it
-        returns (the BNTT + LIF pair's current): one buffer, the size of the largest request."""
-        size, dtype = int(np.prod(shape)), np.dtype(dtype)
-        buf = self._scratch_buffer
-        if buf is None or buf.dtype != dtype or buf.size < size:
-            buf = self._scratch_buffer = np.empty(size, dtype=dtype)
-        return buf[:size].reshape(shape)
-
-    def forward(self, x, train=True):
-        layers, i = self.layers, 0
-        while i < len(layers):
-            if self.fuse and i + 1 < len(layers) and can_pair_forward(layers[i], layers[i + 1], train):
-                x = bntt_lif_forward(layers[i], layers[i + 1], x, train, self.scratch)
-                i += 2
+    def forward(self, x, train=True, observe=None):
+        for i, layer in enumerate(self.layers):
+            if i in self._paired:    # BNTT of a pair: its output I lives in the workspace
+                self._current_dtype[i] = x.dtype
+                y = layer.forward(x, train=train, out=self.workspace.get(PAIR_CURRENT, x.shape, x.dtype))
             else:
-                x = layers[i].forward(x, train=train)
-                i += 1
+                y = layer.forward(x, train=train)
+            if observe is not None:
+                observe(i, layer, x, y)
+            x = y
         return x
 
     __call__ = forward
 
-    def backward(self, dy):
-        layers, i = self.layers, len(self.layers) - 1
-        while i >= 0:
-            if self.fuse and i >= 1 and can_pair_backward(layers[i - 1], layers[i]):
-                dy = bntt_lif_backward(layers[i - 1], layers[i], dy, self.scratch)
-                i -= 2
+    def backward(self, dy, observe=None):
+        for i in reversed(range(len(self.layers))):
+            layer = self.layers[i]
+            if i - 1 in self._paired:   # LIF of a pair: ∂L/∂I into the workspace for its BNTT
+                dx = layer.backward(dy, out=self.workspace.get(PAIR_CURRENT, dy.shape, self._current_dtype[i - 1]))
             else:
-                dy = layers[i].backward(dy)
-                i -= 1
+                dx = layer.backward(dy)
+            if observe is not None:
+                observe(i, layer, dy, dx)
+            dy = dx
         return dy
+
+    def outputs(self, x, select, train=False):
+        """Run ``forward`` and keep the outputs of the layers ``select`` picks: a layer class, a
+        tuple of classes, or ``select(i, layer) -> bool``. Returns (network output, {i: y_i})."""
+        picks = select if callable(select) and not isinstance(select, type) else \
+            (lambda i, layer: isinstance(layer, select))
+        kept = {}
+
+        def keep(i, layer, _, y):
+            if picks(i, layer):
+                kept[i] = y.copy() if self.workspace.owns(y) else y
+
+        return self.forward(x, train=train, observe=keep), kept
 
     def clear(self):
         """Free what the layers kept for backward."""
@@ -72,13 +89,21 @@ class Sequential:
             p.grad[...] = 0
 
     def set_eval_stats(self, mode):
-        """How normalisation layers behave in evaluation: "running" statistics (the standard,
-        inductive choice) or each test batch's own "batch" statistics (as in training)."""
-        if mode not in ("running", "batch"):
-            raise ValueError(f"eval statistics must be 'running' or 'batch', got {mode!r}")
-        for layer in self.layers:
-            if hasattr(layer, "eval_stats"):
-                layer.eval_stats = mode
+        """What normalisation layers use in evaluation: "running" averages (the paper's
+        protocol), "calibrated" statistics (``minisnn.calibrate``) or each test batch's own
+        "batch" statistics (as in training). See ``layers/norm.py``."""
+        if mode not in EVAL_STATS:
+            raise ValueError(f"eval statistics must be one of {', '.join(EVAL_STATS)}, got {mode!r}")
+        norms = self.norm_layers()
+        if mode == "calibrated" and any(np.isnan(layer.calibrated_var).any() for layer in norms):
+            raise ValueError("the network's normalisation statistics were never calibrated; "
+                             "evaluate with running or batch statistics")
+        for layer in norms:
+            layer.eval_stats = mode
+
+    def norm_layers(self):
+        """The layers with batch statistics (BNTT, BatchNorm), in order."""
+        return [layer for layer in self.layers if hasattr(layer, "batch_statistics")]
 
     def lif_layers(self):
         return [layer for layer in self.layers if isinstance(layer, LIF)]

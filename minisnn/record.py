@@ -1,6 +1,6 @@
 """Recording a run for hwmodel: spike counts per time step and per neuron, summed over samples.
 
-``record_run`` runs the network layer by layer in evaluation mode and keeps, for every tensor
+``record_run`` runs the network in evaluation mode, observing every layer, and keeps, for every tensor
 that a synaptic or pooling layer reads (the encoded input, each LIF layer's spikes, and any
 other intermediate such as average-pooled spikes),
 
@@ -18,6 +18,8 @@ from tqdm import tqdm
 
 from hwmodel.runfile import ELEMENTWISE, POOLING, RESHAPE, SYNAPTIC, write_run
 
+from .layers import LIF
+
 KNOWN = SYNAPTIC + POOLING + RESHAPE + ELEMENTWISE + ("LIF",)
 
 
@@ -31,15 +33,11 @@ def _pair(v):
 
 
 def describe(layer):
-    """(kind, params) of a layer, by class name or, for unknown classes, by its attributes."""
-    kind = type(layer).__name__
+    """(kind, params) of a minisnn layer: the run format's kind (``docs/run-format.md``) and what
+    counting needs of it."""
+    kind = "LIF" if isinstance(layer, LIF) else type(layer).__name__
     if kind not in KNOWN:
-        if all(hasattr(layer, a) for a in ("in_channels", "out_channels", "kernel_size")):
-            kind = "Conv2d"
-        elif hasattr(layer, "kernel_size"):
-            kind = "MaxPool2d" if "max" in kind.lower() else "AvgPool2d"
-        elif hasattr(layer, "last_spikes"):
-            kind = "LIF"
+        raise ValueError(f"record_run: the run format has no layer kind {kind!r}")
     params = {}
     if kind in ("Linear", "Readout"):
         params = {"in_features": int(layer.in_features), "out_features": int(layer.out_features),
@@ -93,27 +91,29 @@ class _Recorder:
             raise ValueError(f"record_run: every batch needs the same T; got {x.shape[0]} after {self.T}")
         self.add("input", x, "input")
         self.varies = self.varies or not np.all(x == x[:1])
-        current, origin, layers = "input", "input", []
-        for i, layer in enumerate(net.layers):
+        layers = []
+        state = {"current": "input", "origin": "input"}   # the recorded tensor the next layer reads
+
+        def observe(i, layer, x, y):
             kind, params = describe(layer)
             entry = {"index": i, "kind": kind, "class": type(layer).__name__, "repr": repr(layer),
-                     "in_shape": list(x.shape[2:]), "params": params, "input": None, "output": None}
+                     "in_shape": list(x.shape[2:]), "params": params, "input": None, "output": None,
+                     "out_shape": list(y.shape[2:] if y.ndim >= 3 else y.shape[1:])}
             if kind in SYNAPTIC + POOLING:
-                if current is None:                 # an intermediate no recorded tensor holds
-                    current = f"X{i}"
-                    self.add(current, x, origin)
-                entry["input"] = current
-            y = layer.forward(x, train=False)
+                if state["current"] is None:        # an intermediate no recorded tensor holds
+                    state["current"] = f"X{i}"
+                    self.add(state["current"], x, state["origin"])
+                entry["input"] = state["current"]
             if kind == "LIF":
-                spikes = getattr(layer, "last_spikes", None)
-                current, origin = f"L{i}", "spikes"
-                self.add(current, y if spikes is None else spikes, origin)
-                entry["output"] = current
-            elif kind not in RESHAPE + ("Dropout", "Identity"):
-                current = None
-            entry["out_shape"] = list(y.shape[2:] if y.ndim >= 3 else y.shape[1:])
+                state.update(current=f"L{i}", origin="spikes")
+                self.add(state["current"], y, "spikes")
+                entry["output"] = state["current"]
+            elif kind not in RESHAPE:
+                state["current"] = None
             layers.append(entry)
-            x = y
+
+        x = net.forward(x, train=False, observe=observe)
+        net.clear()
         if self.layers is None:
             self.layers = layers
         elif [(e["in_shape"], e["out_shape"]) for e in layers] != [(e["in_shape"], e["out_shape"]) for e in self.layers]:
@@ -134,7 +134,8 @@ def record_run(net, batches, path, meta=None):
     Parameters
     ----------
     net : minisnn.network.Sequential
-        Run layer by layer with ``forward(x, train=False)``.
+        Run with ``forward(x, train=False, observe=...)``, which shows every layer's input and
+        output.
     batches : iterable of (x, labels)
         x the encoded input ``[T, B, ...]`` (same T throughout); labels ``[B]`` or None.
     path : str or Path

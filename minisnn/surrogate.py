@@ -15,8 +15,9 @@ stand-in F with F' = f exactly; gradient checks run the forward pass with F in p
     fast sigmoid:  F(x) = h · x / (1 + |x|/w)
     arctan:        F(x) = h·w · arctan(x/w)
 
-The kernels call ``surrogate_grad`` / ``surrogate_smooth`` with an integer ``kind`` so that one
-compiled LIF scan serves every surrogate.
+The backward kernel calls ``surrogate_grad`` with an integer ``kind`` so that one compiled LIF
+scan serves every surrogate; each class owns its F (``Surrogate.smooth``), which only gradient
+checks run (``minisnn.gradcheck.SmoothLIF``).
 """
 import math
 
@@ -38,27 +39,13 @@ def surrogate_grad(kind, x, height, width):
     return height / (1.0 + s * s)
 
 
-@njit(cache=True, inline="always")
-def surrogate_smooth(kind, x, height, width):
-    """F(x): the smooth stand-in for H whose derivative is exactly surrogate_grad."""
-    if kind == TRIANGLE:
-        s = x / width
-        if s <= -1.0:
-            p = 0.0
-        elif s <= 0.0:
-            p = 0.5 * (s + 1.0) * (s + 1.0)
-        elif s < 1.0:
-            p = 1.0 - 0.5 * (1.0 - s) * (1.0 - s)
-        else:
-            p = 1.0
-        return height * width * p
-    if kind == FAST_SIGMOID:
-        return height * x / (1.0 + abs(x) / width)
-    return height * width * math.atan(x / width)
-
-
 _grad_array = np.vectorize(lambda kind, x, h, w: surrogate_grad(kind, x, h, w), otypes=[float])
-_smooth_array = np.vectorize(lambda kind, x, h, w: surrogate_smooth(kind, x, h, w), otypes=[float])
+
+
+def _floating(x):
+    """x as an array of its own floating dtype (float64 for Python numbers and integers)."""
+    x = np.asarray(x)
+    return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
 
 
 class Surrogate:
@@ -80,8 +67,9 @@ class Surrogate:
         return _grad_array(self.kind, np.asarray(x, dtype=float), self.height, self.width)
 
     def smooth(self, x):
-        """F(x) elementwise: the smooth stand-in."""
-        return _smooth_array(self.kind, np.asarray(x, dtype=float), self.height, self.width)
+        """F(x) elementwise: the smooth stand-in for H, F' = f (module docstring), in x's
+        floating dtype."""
+        raise NotImplementedError
 
     def to_dict(self):
         return {"name": self.name, "height": self.height, "width": self.width}
@@ -93,13 +81,25 @@ class Surrogate:
 class Triangle(Surrogate):
     name, kind, default_height, default_width = "triangle", TRIANGLE, 0.3, 1.0
 
+    def smooth(self, x):
+        s = np.clip(_floating(x) / self.width, -1.0, 1.0)
+        return self.height * self.width * np.where(s <= 0, 0.5 * (s + 1) ** 2, 1 - 0.5 * (1 - s) ** 2)
+
 
 class FastSigmoid(Surrogate):
     name, kind, default_height, default_width = "fast_sigmoid", FAST_SIGMOID, 1.0, 0.1
 
+    def smooth(self, x):
+        x = _floating(x)
+        return self.height * x / (1 + np.abs(x) / self.width)
+
 
 class ArcTan(Surrogate):
     name, kind, default_height, default_width = "arctan", ARCTAN, 1.0, 1.0 / math.pi
+
+    def smooth(self, x):
+        x = _floating(x)
+        return self.height * self.width * np.arctan(x / self.width)
 
 
 SURROGATES = {cls.name: cls for cls in (Triangle, FastSigmoid, ArcTan)}

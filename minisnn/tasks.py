@@ -20,7 +20,12 @@ class Task:
     load(data_dir, train) -> (images float [N, ...] normalised, labels int [N])
     encode(images, T, rng) -> input sequence [T, B, ...]
     build(T, **model_kwargs) -> Sequential
-    defaults: the paper's hyper-parameters for this task (CLI defaults).
+    defaults: the CLI defaults (the BNTT reference code's hyper-parameters; docs/results.md).
+    augment(images, rng) -> images, for training batches (or None).
+    encode_backward(images, ds) -> ∂L/∂x for the normalised images from ∂L/∂s, s = encode(images)
+        (or None: the encoder has no gradient here; FGSM needs it).
+    pixel_stats: (mean, std) with pixels p = x·std + mean in [0, 1] (or None: the images are
+        perturbed in normalised units, unclipped).
     """
     name: str
     load: Callable
@@ -28,6 +33,8 @@ class Task:
     build: Callable
     defaults: dict = field(default_factory=dict)
     augment: Callable = None
+    encode_backward: Callable = None
+    pixel_stats: tuple = None
 
 
 def _load_mnist(data_dir, train):
@@ -49,6 +56,9 @@ def _encode_poisson(images, T, rng):
 def _encode_poisson_image(images, T, rng):
     """MNIST digits as ``[T, B, 1, 28, 28]`` Poisson spikes, for convolutional networks."""
     return encoding.poisson(images[:, None], T, rng)
+
+
+MNIST_PIXELS = (mnist.MEAN, mnist.STD)
 
 
 def _encode_rgb(images, T, rng):
@@ -82,11 +92,14 @@ TASKS = {
     # Sequential MNIST: leak 0.99 (a 100-step memory, so early rows still matter at the end of the
     # 784-step sequence); see docs/results.md for the choice of learning rate.
     "smnist": Task("smnist", _load_mnist, _encode_pixels, models.smnist_fc,
-                   dict(T=784, epochs=30, batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.99)),
+                   dict(T=784, epochs=30, batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.99),
+                   encode_backward=encoding.pixel_sequence_backward, pixel_stats=MNIST_PIXELS),
     "mnist": Task("mnist", _load_mnist, _encode_poisson, models.mnist_fc,
-                  dict(T=25, epochs=10, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.95)),
+                  dict(T=25, epochs=10, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.95),
+                  encode_backward=encoding.poisson_backward, pixel_stats=MNIST_PIXELS),
     "mnist-conv": Task("mnist-conv", _load_mnist, _encode_poisson_image, models.mnist_conv,
-                       dict(T=8, epochs=5, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.95)),
+                       dict(T=8, epochs=5, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.95),
+                       encode_backward=encoding.poisson_backward, pixel_stats=MNIST_PIXELS),
     # The paper's convolutional tasks (reference code: VGG9 at T = 25, VGG11 at T = 30, Poisson input,
     # random crop + flip). None of these datasets can be downloaded on the development machines.
     "cifar10": Task("cifar10", _raw(cifar.load_cifar10), _encode_rgb, models.vgg9,
@@ -113,5 +126,22 @@ def get_task(name):
 
 def batch_rng(seed, *key):
     """The random generator of one (epoch, step) or evaluation batch: every draw is a pure function
-    of the seed and the position, so a resumed run repeats the interrupted one bit for bit."""
+    of the seed and the position, so a resumed run repeats the interrupted one bit for bit.
+
+    The keys in use (epochs and steps are small integers; every other key is out of their reach
+    and distinct, so no two kinds of draw ever share a generator):
+
+        (seed, epoch)                          the epoch's order of the training samples
+        (seed, epoch, step)                    training batch: encoding and augmentation
+        (seed, EVAL_KEY, i)                    test image i's encoding (any batch size)
+        (seed, NOISE_KEY, i)                   robustness: test image i's Gaussian noise
+        (seed, epoch, CALIBRATION_KEY[, k])    calibration batches after an epoch
+        (seed, SUBSET_KEY)                     the training samples kept by --subset
+    """
     return np.random.default_rng([seed, *key])
+
+
+EVAL_KEY = 10 ** 9
+NOISE_KEY = 10 ** 9 + 1
+CALIBRATION_KEY = 10 ** 9 + 2   # was 10**9 + 1 (NOISE_KEY's value) before 2026-12
+SUBSET_KEY = 10 ** 9 + 3        # was 7 (epoch 7's key) before 2026-12

@@ -116,9 +116,10 @@ def test_activity_counts_are_the_lif_spikes(ckpt, tiny_mnist):
     lifs = common.lif_layers(net)
     expected = {i: 0 for i, _ in lifs}
     for x, _ in common.batches(task, images, labels, meta, 8):
-        net.forward(x, train=False)
-        for i, layer in lifs:
-            expected[i] = expected[i] + (layer.last_spikes != 0).sum(axis=1)
+        for i, layer in enumerate(net.layers):      # the reference: each layer by hand, no observer
+            x = layer.forward(x, train=False)
+            if i in expected:
+                expected[i] = expected[i] + (x != 0).sum(axis=1)
     assert set(act["spike_counts"]) == set(expected)
     for i in expected:
         np.testing.assert_array_equal(act["spike_counts"][i], expected[i])

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from minisnn import models
+from minisnn import gradcheck, models
 from minisnn.analyze import common, robustness, surrogate_sweep
 from minisnn import evaluate as ev
 from minisnn.losses import cross_entropy
@@ -38,7 +38,8 @@ def test_fgsm_gradient_is_the_input_gradient_of_the_loss():
     task = get_task("smnist")
     net = models.smnist_fc(T=784, hidden=4, dtype=np.float64, seed=1)
     for layer in net.lif_layers():
-        layer.smooth, layer.detach_reset = True, False
+        layer.detach_reset = False
+    net = gradcheck.smooth_network(net)
     rng = np.random.default_rng(0)
     images, labels = rng.standard_normal((3, 28, 28)), np.array([1, 4, 7])
 

@@ -375,15 +375,6 @@ def test_poisson_signs_and_rates():
     assert encoding.poisson(x.astype(np.float32), 3, rng).dtype == np.float32
 
 
-def test_direct_repeats_the_image():
-    """Direct coding: the same analogue image at each of the T steps, C-contiguous."""
-    images = np.random.default_rng(8).normal(size=(2, 3, 4, 4))
-    seq = encoding.direct(images, 5)
-    assert seq.shape == (5, 2, 3, 4, 4) and seq.flags.c_contiguous
-    for t in range(5):
-        np.testing.assert_array_equal(seq[t], images)
-
-
 # ------------------------------------------------------------------------------------ state dict
 
 def test_state_dict_round_trip():
@@ -397,7 +388,8 @@ def test_state_dict_round_trip():
     a.forward(x, train=True)                      # moves a's running statistics off their init
     a.layers[1].gamma.data[...] = rng.uniform(0.5, 1.5, size=(T, 6))
     state = a.state_dict()
-    assert set(state) == {"0.weight", "1.gamma", "3.weight", "1.running_mean", "1.running_var"}
+    assert set(state) == {"0.weight", "1.gamma", "3.weight", "1.running_mean", "1.running_var",
+                          "1.calibrated_mean", "1.calibrated_var"}
     state["0.weight"][...] = 0.0                  # a copy: editing it leaves the network alone
     assert np.abs(a.layers[0].weight.data).max() > 0
     state = a.state_dict()

@@ -6,9 +6,9 @@ RANDOM upstream gradient dy, never all ones) and the numerical one of L = Σ dy�
 input and for every parameter. They must agree to a relative error (max abs difference divided
 by the largest numerical entry) below a tolerance that only a correct derivation meets.
 
-LIF neurons run their smooth stand-in F (``lif.smooth = True``), so finite differences see the
+LIF neurons run their smooth stand-in F (``gradcheck.SmoothLIF``), so finite differences see the
 same function whose derivative the surrogate backward computes. A detached reset is checked as
-``gradcheck.smooth_spikes`` does it: ``lif.frozen_reset`` holds the reset signal of a first
+``gradcheck.smooth_network`` does it: ``frozen_reset`` holds the reset signal of a first
 forward pass, which is then a constant for finite differences.
 """
 import os
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minisnn.gradcheck import layer_gradients, max_relative_error
+from minisnn.gradcheck import SmoothLIF, layer_gradients, max_relative_error
 from minisnn.layers import BNTT, LIF, BatchNorm, LayerNorm, Linear, Readout
 
 # Smooth layers (Linear, norms, Readout): FD error is round-off only (~1e-9 here).
@@ -86,13 +86,11 @@ def test_lif_smooth_backward_matches_finite_differences(T, B, shape, leak, thres
     ∂v/∂u for soft/hard and detached/attached resets, every surrogate kind, any leak and
     threshold, on [T, B, N] and [T, B, C, H, W] inputs."""
     rng = np.random.default_rng(seed)
-    lif = LIF(leak=leak, threshold=threshold, reset=reset, detach_reset=detach, surrogate=surrogate)
-    lif.smooth = True
+    lif = SmoothLIF(LIF(leak=leak, threshold=threshold, reset=reset, detach_reset=detach, surrogate=surrogate))
     # currents around the threshold, so membranes visit the surrogate's support
     x = threshold * rng.uniform(-0.5, 1.5, size=(T, B) + shape)
     if detach:
-        lif.forward(x)
-        lif.frozen_reset = lif.last_spikes.copy()
+        lif.frozen_reset = lif.forward(x).copy()
     dy = random_dy(rng, x.shape)
     results = layer_gradients(lif, x, dy)
     assert_all_match(results, TOL_LIF, ["x"])
@@ -105,13 +103,11 @@ def test_lif_every_reset_mode_and_surrogate(reset, detach, surrogate):
     """Each reset path (soft/hard × detached/attached) with each surrogate at least once,
     whatever hypothesis draws: T = 6 steps, λ = 0.8, θ = 1.2, currents that cross the threshold."""
     rng = np.random.default_rng(11)
-    lif = LIF(leak=0.8, threshold=1.2, reset=reset, detach_reset=detach,
-              surrogate={"name": surrogate, "height": 0.9, "width": 0.6})
-    lif.smooth = True
+    lif = SmoothLIF(LIF(leak=0.8, threshold=1.2, reset=reset, detach_reset=detach,
+                        surrogate={"name": surrogate, "height": 0.9, "width": 0.6}))
     x = 1.2 * rng.uniform(-0.2, 1.4, size=(6, 3, 4))
     if detach:
-        lif.forward(x)
-        lif.frozen_reset = lif.last_spikes.copy()
+        lif.frozen_reset = lif.forward(x).copy()
     analytic, numeric = layer_gradients(lif, x, random_dy(rng, x.shape))["x"]
     assert max_relative_error(analytic, numeric) < TOL_LIF
     assert np.abs(numeric[0]).max() > 1e-2     # the first step's input reaches the loss
@@ -121,14 +117,12 @@ def test_lif_gradient_check_is_not_vacuous():
     """The LIF check above must see a non-zero gradient that couples time steps: with leak < 1
     the input at t = 0 influences later outputs, so ∂L/∂I_0 differs from g_0·σ'_0 alone."""
     rng = np.random.default_rng(0)
-    lif = LIF(leak=0.8, threshold=1.0, reset="soft", detach_reset=False, surrogate="arctan")
-    lif.smooth = True
+    lif = SmoothLIF(LIF(leak=0.8, threshold=1.0, reset="soft", detach_reset=False, surrogate="arctan"))
     x = rng.uniform(0.0, 1.5, size=(4, 2, 3))
     dy = random_dy(rng, x.shape)
     analytic, numeric = layer_gradients(lif, x, dy)["x"]
     assert max_relative_error(analytic, numeric) < TOL_LIF
-    lif.forward(x)
-    u0 = lif._saved_membrane[0].reshape(dy[0].shape)
+    u0 = x[0]                                   # u_0 = λ·v_{−1} + I_0 with v_{−1} = 0
     local = dy[0] * lif.surrogate.grad(u0 / 1.0 - 1.0)
     assert np.abs(numeric[0] - local).max() > 1e-3
 

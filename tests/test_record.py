@@ -28,7 +28,7 @@ def reference(net, batches):
         h = x
         for layer in net.layers[:-1]:
             h = layer.forward(h, train=False)
-        spikes = net.layers[2].last_spikes.copy()
+        spikes = h.copy()                                     # layer 2 is the last LIF
         logits = net.layers[-1].forward(h, train=False)
         out.append((x, spikes, logits, labels))
     return out
@@ -43,8 +43,9 @@ def net():
 
 def test_record_matches_the_spikes(net, tmp_path):
     path = tmp_path / "run.npz"
-    summary = record_run(net, list(poisson_batches(1)), path, meta={"dataset": "toy"})
-    spikes = net.layers[2].last_spikes                         # the only batch: still in the layer
+    batches = list(poisson_batches(1))
+    summary = record_run(net, batches, path, meta={"dataset": "toy"})
+    (_, spikes, _, _), = reference(net, batches)
     run = read_run(path)
     assert run.T == T and run.n_samples == B and run.meta["dataset"] == "toy" and not run.meta["sequential"]
     assert [l["kind"] for l in run.layers] == ["Linear", "BNTT", "LIF", "Readout"]
@@ -122,22 +123,19 @@ def test_no_labels_no_accuracy(net, tmp_path):
     assert summary["accuracy"] is None and read_run(tmp_path / "c.npz").accuracy is None
 
 
-def test_unknown_conv_and_pool_classes_are_described_by_their_attributes():
+def test_layers_the_run_format_does_not_know_are_refused():
+    """The run format's kinds are minisnn's layers; nothing is guessed from attributes."""
     class MyConv:
-        in_channels, out_channels, kernel_size, stride, padding, bias = 2, 4, 3, (2, 1), 1, None
+        in_channels, out_channels, kernel_size = 2, 4, 3
 
-    class SumPool:
-        kernel_size, stride = 2, None
-
-    assert describe(MyConv()) == ("Conv2d", {"in_channels": 2, "out_channels": 4, "kernel_size": [3, 3],
-                                             "stride": [2, 1], "padding": [1, 1], "dilation": [1, 1],
-                                             "groups": 1, "bias": False})
-    assert describe(SumPool()) == ("AvgPool2d", {"kernel_size": [2, 2], "stride": [2, 2], "padding": [0, 0]})
+    with pytest.raises(ValueError, match="no layer kind 'MyConv'"):
+        describe(MyConv())
+    assert describe(models.fc_snn([4, 6, 3], T=2).layers[0])[0] == "Linear"
 
 
 def test_conv_network_if_the_layer_exists(tmp_path):
     """With minisnn's Conv2d: synops equal the sum of a ones-kernel convolution of the spike mask."""
-    conv_mod = pytest.importorskip("minisnn.layers.conv")
+    from minisnn.layers import conv as conv_mod
     from minisnn.layers import LIF, Readout
     from minisnn.network import Sequential
     conv = conv_mod.Conv2d(1, 2, kernel_size=3, stride=2, padding=1, rng=np.random.default_rng(0))
@@ -158,9 +156,9 @@ def test_conv_network_if_the_layer_exists(tmp_path):
 def test_conv_pool_flatten_network_if_the_layers_exist(tmp_path):
     """Conv2d → LIF → AvgPool2d → Flatten → Linear → LIF → Readout with minisnn's own layers:
     pooled spikes are not binary, so the Linear does MACs, unless the pool is folded."""
-    conv_mod = pytest.importorskip("minisnn.layers.conv")
-    pool_mod = pytest.importorskip("minisnn.layers.pool")
-    flat_mod = pytest.importorskip("minisnn.layers.flatten")
+    from minisnn.layers import conv as conv_mod
+    from minisnn.layers import pool as pool_mod
+    from minisnn.layers import flatten as flat_mod
     from minisnn.layers import LIF, Linear, Readout
     from minisnn.network import Sequential
     rng = np.random.default_rng(4)
@@ -170,10 +168,11 @@ def test_conv_pool_flatten_network_if_the_layers_exist(tmp_path):
     x = (rng.random((4, 5, 1, 4, 4)) < 0.5).astype(np.float32)
     record_run(net, [(x, None)], tmp_path / "cnn.npz")
     run = read_run(tmp_path / "cnn.npz")
+    spikes = net.outputs(x, LIF)[1]
     assert [l["kind"] for l in run.layers] == ["Conv2d", "LIF", "AvgPool2d", "Flatten", "Linear", "LIF", "Readout"]
     assert run.layers[2]["input"] == "L1" and run.layers[4]["input"] == "X4"
     assert not run.sources["X4"]["binary"]
-    s1, s5 = net.layers[1].last_spikes, net.layers[5].last_spikes
+    s1, s5 = spikes[1], spikes[5]
     pooled = net.layers[2].forward(s1, train=False)
     plain, folded = count_run(run), count_run(run, fold_pool=True)
     assert plain.layers[4].macs.sum() == pytest.approx(3 * np.count_nonzero(pooled) / 5)

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from minisnn import checkpoint, evaluate, models, train
+from minisnn import checkpoint, evaluate, models, train, training
 from minisnn.checkpoint import load_checkpoint
 from minisnn.data import mnist
 
@@ -75,7 +75,8 @@ def assert_same_training(run, ref):
 
 
 def all_finite(arrays):
-    return all(np.isfinite(a).all() for a in arrays.values())
+    """Every array finite, except calibrated statistics that are all NaN: never calibrated yet."""
+    return all(np.isfinite(a).all() for k, a in arrays.items() if not (".calibrated_" in k and np.isnan(a).all()))
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,7 @@ def interrupt_at(mp, step, times=1):
     """Press Ctrl-C ``times`` times during training step number ``step`` (counted from 1 over the
     run): a real SIGINT to this process, from inside the loss computation of that step."""
     calls = [0]
-    real = train.cross_entropy
+    real = training.cross_entropy
 
     def cross_entropy(logits, labels):
         calls[0] += 1
@@ -106,7 +107,7 @@ def interrupt_at(mp, step, times=1):
                 time.sleep(0.01)          # the Python-level handler runs here
         return real(logits, labels)
 
-    mp.setattr(train, "cross_entropy", cross_entropy)
+    mp.setattr(training, "cross_entropy", cross_entropy)
     return calls
 
 
@@ -119,8 +120,9 @@ def test_run_writes_its_outputs_and_reports_test_accuracy_every_epoch(reference)
     assert [r["epoch"] for r in reference.metrics] == [1, 2]
     assert [r["lr"] for r in reference.metrics] == pytest.approx([0.1, 0.1 * 0.1 ** 3])  # schedule for 2 epochs
     for r in reference.metrics:
-        assert set(r) == {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "elapsed_s",
+        assert set(r) == {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "elapsed_s", "bn_stats",
                           "test_loss_batch_stats", "test_acc_batch_stats"}    # BNTT: both kinds of statistics
+        assert r["bn_stats"] == "calibrated"
         assert r["test_acc"] * 20 == pytest.approx(round(r["test_acc"] * 20))          # k of 20 test images
         assert np.isfinite(r["test_loss"]) and r["test_loss"] > 0
         assert (f"epoch {r['epoch']}: train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f} | "
@@ -163,7 +165,15 @@ def test_evaluate_reproduces_the_summary(reference, tiny_mnist):
     rc, stdout, err = cli(evaluate.main, ckpt, "--data-dir", tiny_mnist, "--batch-size", "7")
     assert rc == 0, err
     assert stdout == (f"mnist: test accuracy {100 * reference.summary['test_accuracy']:.2f} % on 20 samples "
-                      f"(loss {final['test_loss']:.4f}; running normalisation statistics, batch size 7)\n")
+                      f"(loss {final['test_loss']:.4f}; calibrated normalisation statistics, batch size 7)\n")
+    # the paper's protocol from the same checkpoint: the running averages, kept beside the calibration
+    rc, stdout, err = cli(evaluate.main, ckpt, "--data-dir", tiny_mnist, "--bn-stats", "running", "--json")
+    assert rc == 0, err
+    running = json.loads(stdout)
+    assert running["bn_stats"] == "running" and running["test_loss"] != result["test_loss"]
+    meta, model, _ = load_checkpoint(ckpt)
+    assert meta["config"]["bn_calibration"] == 20
+    assert not np.array_equal(model["1.running_var"], model["1.calibrated_var"])
     # each test batch's own statistics, in batches of the training size: the second number training logs
     rc, stdout, err = cli(evaluate.main, ckpt, "--data-dir", tiny_mnist, "--bn-stats", "batch", "--json")
     assert rc == 0, err
@@ -182,7 +192,7 @@ def test_interrupt_then_resume_is_bit_for_bit(reference, tiny_mnist, tmp_path, m
     with monkeypatch.context() as mp:
         calls = interrupt_at(mp, stop_at)
         rc, _, err = cli(train.main, *train_args(tiny_mnist, out))
-    assert rc == 0, err
+    assert rc == 130, err                                       # 128 + SIGINT: saved, not finished
     assert calls[0] == stop_at                                  # no step after the interrupted one
     epoch, step = divmod(stop_at - 1, STEPS_PER_EPOCH)
     step += 1
@@ -198,6 +208,62 @@ def test_interrupt_then_resume_is_bit_for_bit(reference, tiny_mnist, tmp_path, m
     rc, _, err = cli(train.main, *train_args(tiny_mnist, out), *resume)
     assert rc == 0, err
     assert f"resuming from {ckpt}: epoch {epoch + 1}, step {step}" in err
+    assert_same_training(load_run(out), reference)
+
+
+# The child process of the SIGTERM test: a real ``python -m minisnn.train`` whose training step
+# number STEP waits, once it has said so, until the parent has sent its signal (GO exists).
+SIGTERM_CHILD = """
+import sys, time
+from pathlib import Path
+from minisnn import train, training
+from minisnn.data import mnist
+mnist.SHA256.update(HASHES)
+real, calls = training.cross_entropy, [0]
+def cross_entropy(logits, labels):
+    calls[0] += 1
+    if calls[0] == STEP:
+        print("in step", STEP, file=sys.stderr, flush=True)
+        while not Path(GO).exists():
+            time.sleep(0.01)
+    return real(logits, labels)
+training.cross_entropy = cross_entropy
+sys.exit(train.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("stop_at", [2, 5], ids=["mid-epoch-1", "mid-epoch-2"])
+def test_sigterm_saves_like_ctrl_c_and_resumes_bit_for_bit(reference, tiny_mnist, tmp_path, stop_at):
+    """``timeout`` and batch schedulers stop jobs with SIGTERM: a real process gets a real one
+    during a training step, finishes the step, saves, exits with 143 (128 + 15), and the resumed
+    run ends exactly like the uninterrupted reference."""
+    out, go = tmp_path / "out", tmp_path / "go"
+    code = SIGTERM_CHILD.replace("STEP", str(stop_at)).replace("GO", repr(str(go)))
+    code = code.replace("HASHES", repr(mnist.SHA256))         # the tiny dataset's, as in this process
+    env = dict(os.environ, NUMBA_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-c", code, *map(str, train_args(tiny_mnist, out))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if "in step" in line:              # (after a progress bar written with \r)
+                break
+        proc.send_signal(signal.SIGTERM)
+        go.touch()
+        rest, _ = proc.communicate(timeout=120)[1], None
+    finally:
+        proc.kill()
+    err = "".join(lines) + rest
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    epoch, step = divmod(stop_at - 1, STEPS_PER_EPOCH)
+    assert "SIGTERM: finishing this step, then saving a checkpoint" in err and "Traceback" not in err
+    assert err.rstrip().endswith(f"saved {out / 'checkpoint.npz'} at epoch {epoch + 1}, step {step + 1}; "
+                                 "continue with --resume")
+    meta, _, _ = load_checkpoint(out / "checkpoint.npz")
+    assert (meta["progress"]["epoch"], meta["progress"]["step"]) == (epoch, step + 1)
+    rc, _, err = cli(train.main, *train_args(tiny_mnist, out), "--resume")
+    assert rc == 0, err
     assert_same_training(load_run(out), reference)
 
 
@@ -244,14 +310,14 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(reference, tiny_mnist
     ckpt = out / "checkpoint.npz"
     with monkeypatch.context() as mp:
         calls = [0]
-        real = train.cross_entropy
+        real = training.cross_entropy
 
         def cross_entropy(logits, labels):
             calls[0] += 1
             loss, dlogits = real(logits, labels)
             return (np.float32(np.nan) if calls[0] == 4 else loss), dlogits
 
-        mp.setattr(train, "cross_entropy", cross_entropy)
+        mp.setattr(training, "cross_entropy", cross_entropy)
         rc, _, err = cli(train.main, *train_args(tiny_mnist, out))
     assert rc == 1
     assert err.splitlines()[-1] == (f"error: loss became nan at epoch 2, step 1; the last good checkpoint is "
@@ -283,8 +349,8 @@ def test_divergent_learning_rate_never_saves_non_finite_weights(tiny_mnist, tmp_
 
 
 def test_divergence_before_any_checkpoint_says_so(tiny_mnist, tmp_path, monkeypatch):
-    real = train.cross_entropy
-    monkeypatch.setattr(train, "cross_entropy", lambda logits, labels: (np.inf, real(logits, labels)[1]))
+    real = training.cross_entropy
+    monkeypatch.setattr(training, "cross_entropy", lambda logits, labels: (np.inf, real(logits, labels)[1]))
     rc, _, err = cli(train.main, *train_args(tiny_mnist, tmp_path / "out"))
     assert rc == 1
     assert err.splitlines()[-1] == "error: loss became inf at epoch 1, step 1; no checkpoint was saved (try a lower --lr)"
@@ -371,7 +437,7 @@ def bad_train_input(case, data, tmp, ckpt, monkeypatch):
             "--milestones must be increasing epoch counts of at least 1, got '4,2'")
     if case == "out is a file":
         (tmp / "file").write_text("not a folder")
-        return train_args(data, tmp / "file"), re.compile(r".*File exists.*" + re.escape(str(tmp / "file")) + ".*")
+        return train_args(data, tmp / "file"), f"--out {tmp / 'file'} exists and is not a folder"
     raise AssertionError(case)
 
 

@@ -23,8 +23,8 @@ from minisnn import encoding, models
 from minisnn.checkpoint import CheckpointError, load_network, save_checkpoint
 from minisnn.data import mnist
 from minisnn.data.errors import DataError
-from minisnn.losses import cross_entropy
 from minisnn.optim import SGD
+from minisnn.training import train_step
 
 FAST = os.environ.get("MINISNN_FAST", "") not in ("", "0")
 REPO = Path(__file__).resolve().parent.parent
@@ -89,7 +89,8 @@ def poisson_batches(images, labels, T, batch_size, seed=0):
 
 def train_steps(net, images, labels, steps, batch_size, encode, lr=0.1, momentum=0.9, weight_decay=1e-4,
                 seed=0, every=10):
-    """Plain SGD on random mini-batches (the loop of ``python -m minisnn.train``, no schedule).
+    """Plain SGD on random mini-batches with ``minisnn.training.train_step`` (the step of
+    ``python -m minisnn.train``; no schedule, no checkpoints).
 
     ``encode(images, rng) -> [T, B, ...]``. Returns the history: a list of
     {"step", "loss", "acc"} averaged over the last ``every`` steps.
@@ -99,14 +100,9 @@ def train_steps(net, images, labels, steps, batch_size, encode, lr=0.1, momentum
     history, losses, hits = [], [], []
     for step in range(steps):
         idx = rng.choice(len(images), batch_size, replace=False)
-        logits = net.forward(encode(images[idx], rng), train=True)
-        loss, dlogits = cross_entropy(logits, labels[idx])
+        loss, logits = train_step(net, opt, encode(images[idx], rng), labels[idx])
         if not np.isfinite(loss):
             raise FloatingPointError(f"the loss became {loss} at step {step}")
-        opt.zero_grad()
-        net.backward(dlogits)
-        opt.step()
-        net.clear()
         losses.append(loss)
         hits.append(float((logits.argmax(1) == labels[idx]).mean()))
         if (step + 1) % every == 0 or step + 1 == steps:

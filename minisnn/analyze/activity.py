@@ -84,25 +84,27 @@ def record_activity(net, batches, progress=False, total=None, desc="activity"):
     spike_counts, ops, binary, fan, neurons = {}, {}, {}, {}, {}
     n_samples = correct = 0
     T = None
+
+    def count(i, layer, inp, out):
+        if isinstance(layer, SYNAPTIC):
+            per_sample = inp.shape[2:] if not isinstance(layer, Readout) else (int(np.prod(inp.shape[2:])),)
+            if i not in fan:
+                fan[i] = fanout(layer, per_sample)
+                ops[i] = np.zeros(T)
+                binary[i] = True
+            nz = (inp != 0).reshape(T, inp.shape[1], -1).sum(axis=1)
+            ops[i] += nz @ fan[i]
+            binary[i] = binary[i] and _is_binary(inp)
+        if isinstance(layer, LIF):
+            spike_counts[i] = spike_counts.get(i, 0) + (out != 0).sum(axis=1, dtype=np.int64)
+            neurons[i] = int(np.prod(out.shape[2:]))
+
     for x, y in tqdm(batches, total=total, desc=desc, disable=not progress, leave=False):
         T = x.shape[0] if T is None else T
         if x.shape[0] != T:
             raise ValueError("all batches must have the same number of time steps")
-        for i, layer in enumerate(net.layers):
-            if isinstance(layer, SYNAPTIC):
-                per_sample = x.shape[2:] if not isinstance(layer, Readout) else (int(np.prod(x.shape[2:])),)
-                if i not in fan:
-                    fan[i] = fanout(layer, per_sample)
-                    ops[i] = np.zeros(T)
-                    binary[i] = True
-                nz = (x != 0).reshape(T, x.shape[1], -1).sum(axis=1)
-                ops[i] += nz @ fan[i]
-                binary[i] = binary[i] and _is_binary(x)
-            x = layer.forward(x, train=False)
-            if isinstance(layer, LIF):
-                c = (x != 0).sum(axis=1, dtype=np.int64)
-                spike_counts[i] = spike_counts.get(i, 0) + c
-                neurons[i] = int(np.prod(x.shape[2:]))
+
+        x = net.forward(x, train=False, observe=count)
         correct += int((x.argmax(axis=1) == y).sum())
         n_samples += len(y)
         net.clear()

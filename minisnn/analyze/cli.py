@@ -8,7 +8,9 @@ import sys
 
 from ..checkpoint import CheckpointError
 from ..data import DataError
+from ..layers.norm import EVAL_STATS
 from ..tasks import TASKS
+from ..training import UsageError
 from . import compare_norm, early_exit, gamma, robustness, spikes, surrogate_sweep
 
 SUBCOMMANDS = {
@@ -19,7 +21,6 @@ SUBCOMMANDS = {
     "compare-norm": (compare_norm, "train none / bn / ln / bntt with one budget and compare them"),
     "surrogate-sweep": (surrogate_sweep, "gradient norms through layers and time for surrogate widths and heights"),
 }
-NEEDS_NO_DATA = ()   # every subcommand takes the data options (gamma ignores them)
 
 
 class Parser(argparse.ArgumentParser):
@@ -43,13 +44,14 @@ def build_parser():
         else:
             sp.add_argument("checkpoint", help="checkpoint.npz written by python -m minisnn.train")
         sp.add_argument("--out", help="output folder (default: analysis/ beside the checkpoint)")
-        if name not in NEEDS_NO_DATA:
-            sp.add_argument("--data-dir", help="folder with the dataset files")
-            sp.add_argument("--subset", type=int, help="use the first N test samples (training: N samples)")
-            sp.add_argument("--batch-size", type=int, help="evaluation batch size (default 200; with --bn-stats "
-                            "batch, the training batch size)")
-            sp.add_argument("--bn-stats", choices=("running", "batch"), default="running",
-                            help="BNTT/BN in evaluation: running statistics (standard) or each test batch's own")
+        # every subcommand takes the data options (gamma ignores them)
+        sp.add_argument("--data-dir", help="folder with the dataset files")
+        sp.add_argument("--subset", type=int, help="use the first N test samples (training: N samples)")
+        sp.add_argument("--batch-size", type=int, help="evaluation batch size (default 200; with --bn-stats "
+                        "batch, the training batch size)")
+        sp.add_argument("--bn-stats", choices=EVAL_STATS,
+                        help="BNTT/BN in evaluation: running averages (the paper's protocol), calibrated "
+                             "statistics (precise BN), or each test batch's own (default: as in training)")
         module.add_arguments(sp)
     return p
 
@@ -57,7 +59,6 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     module = SUBCOMMANDS[args.command][0]
-    from ..train import UsageError
     try:
         if (args.batch_size is not None and args.batch_size < 1) or (args.subset is not None and args.subset < 1):
             raise ValueError("--batch-size and --subset must be at least 1")

@@ -17,9 +17,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..checkpoint import CheckpointError, load_network  # noqa: E402
-from ..evaluate import EVAL_KEY, test_batches  # noqa: E402
+from ..evaluate import default_bn_stats, test_batches  # noqa: E402
 from ..layers import BNTT, LIF  # noqa: E402
-from ..tasks import batch_rng, get_task  # noqa: E402
+from ..tasks import EVAL_KEY, batch_rng, get_task  # noqa: E402
 
 __all__ = ["plt", "load", "load_test", "batches", "n_batches", "out_dir", "save_json", "save_figure",
            "bntt_layers", "lif_layers", "parse_list", "positive_int", "encode_eval", "eval_mode"]
@@ -63,11 +63,12 @@ def encode_eval(task, images, start, T, seed):
                            for j in range(len(images))], axis=1)
 
 
-def eval_mode(net, meta, bn_stats="running", batch_size=None):
-    """Set how ``net``'s BNTT/BN layers normalise in evaluation (``--bn-stats``) and return the
-    evaluation batch size: ``batch_size`` if given, else 200 with running statistics and the
-    training batch size with batch statistics (as ``python -m minisnn.evaluate``)."""
-    net.set_eval_stats(bn_stats or "running")
+def eval_mode(net, meta, bn_stats=None, batch_size=None):
+    """Set how ``net``'s BNTT/BN layers normalise in evaluation (``--bn-stats``; None: as in
+    training, ``evaluate.default_bn_stats``) and return the evaluation batch size: ``batch_size``
+    if given, else 200 with fixed statistics and the training batch size with batch statistics
+    (as ``python -m minisnn.evaluate``)."""
+    net.set_eval_stats(bn_stats or default_bn_stats(net, meta["config"]))
     if batch_size is None:
         batch_size = meta["config"].get("batch_size", 200) if bn_stats == "batch" else 200
     return batch_size

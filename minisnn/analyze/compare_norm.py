@@ -1,7 +1,7 @@
 """BNTT against no normalisation, standard BN and LayerNorm (paper Tables 1, 4, 5 in spirit).
 
 The same model, data and budget are trained once per normalisation with
-``python -m minisnn.train`` (one subfolder of ``--out`` each; an interrupted comparison
+``minisnn.training.train`` (one subfolder of ``--out`` each; an interrupted comparison
 resumes, a finished run is reused), then every checkpoint is evaluated on the same test
 samples. Per sample and summed over the T steps (``activity.py``):
 
@@ -19,23 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import train as trainer
+from .. import training
 from ..models import NORMS
 from ..plots import read_jsonl
 from . import common
 from .spikes import from_checkpoint
 
 
-def train_argv(dataset, norm, run_dir, args):
-    argv = [dataset, "--norm", norm, "--out", str(run_dir), "--checkpoint-every", str(args.checkpoint_every),
-            "--seed", str(args.seed)]
-    for flag in ("epochs", "subset", "lr", "T", "leak", "data_dir"):
-        value = getattr(args, flag)
-        if value is not None:
-            argv += [f"--{flag.replace('_', '-')}", str(value)]
-    if args.train_batch_size is not None:
-        argv += ["--batch-size", str(args.train_batch_size)]
-    return argv
+def train_config(dataset, norm, run_dir, args):
+    """The ``TrainConfig`` of one normalisation's run: the comparison's options, this norm."""
+    return training.TrainConfig(dataset=dataset, norm=norm, out=str(run_dir), checkpoint_every=args.checkpoint_every,
+                                seed=args.seed, epochs=args.epochs, subset=args.subset, lr=args.lr, T=args.T,
+                                leak=args.leak, data_dir=args.data_dir, batch_size=args.train_batch_size,
+                                command=f"python -m minisnn.analyze compare-norm {dataset} (norm {norm})")
 
 
 def train_one(dataset, norm, run_dir, args):
@@ -60,25 +56,23 @@ def train_one(dataset, norm, run_dir, args):
     ValueError
         ``run_dir`` holds a finished run with other settings.
     KeyboardInterrupt
-        Training was stopped with Ctrl-C (its checkpoint is saved; rerun to resume).
+        Training was stopped by a signal (its checkpoint is saved; rerun to resume).
     """
-    targs = trainer.parse_args(train_argv(dataset, norm, run_dir, args))
-    _, cfg = trainer.resolve_config(targs)
+    config = train_config(dataset, norm, run_dir, args)
+    _, recipe = config.recipe()
     summary_path = run_dir / "summary.json"
     if summary_path.is_file():
         summary = json.loads(summary_path.read_text())
-        if summary.get("config") == json.loads(json.dumps(cfg)):
+        saved = {k: v for k, v in summary.get("config", {}).items() if k != "bn_calibration"}
+        if saved == {k: v for k, v in json.loads(json.dumps(recipe)).items() if k != "bn_calibration"}:
             return summary, None
         raise ValueError(f"{run_dir} holds a run with other settings; choose another --out")
     if (run_dir / "checkpoint.npz").is_file():
-        targs.resume = "auto"
+        config.resume = "auto"
     try:
-        summary = trainer.train(targs)
-    except trainer.TrainingDiverged as e:
+        return training.train(config), None
+    except training.TrainingDiverged as e:
         return None, str(e)
-    if summary is None:                       # Ctrl-C: train saved a checkpoint and asked to stop
-        raise KeyboardInterrupt
-    return summary, None
 
 
 def analyse(dataset, norms, out, args):

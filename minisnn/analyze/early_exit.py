@@ -107,8 +107,8 @@ def prefix_accuracy(net, batches, progress=False, total=None):
         raise ValueError("early exit needs a network ending in a Readout layer")
     correct, seen = None, 0
     for x, y in tqdm(batches, total=total, desc="full run", disable=not progress, leave=False):
-        for layer in net.layers[:-1]:
-            x = layer.forward(x, train=False)
+        last = len(net.layers) - 2              # what the readout reads: the last LIF's spikes
+        x = net.outputs(x, lambda i, _: i == last)[1][last]
         o = x.reshape(x.shape[0], x.shape[1], -1).astype(np.float64)
         running = np.cumsum(o, axis=0) / np.arange(1, o.shape[0] + 1)[:, None, None]
         z = running @ readout.weight.data.T.astype(np.float64)                 # [T, B, K]

@@ -17,52 +17,29 @@ A Poisson spike has no derivative, so the attack differentiates the rate code's 
 (a straight-through estimate: forward on the sampled spikes, backward through E[s_t]); and
 with x = (p − mean)/std, sign(∂L/∂p) = sign(∂L/∂x).
 """
-import inspect
-
 import numpy as np
 from tqdm import tqdm
 
-from .. import encoding, tasks
-from ..data import mnist
 from ..losses import cross_entropy
-from ..tasks import batch_rng
+from ..tasks import NOISE_KEY, batch_rng
 from . import common
 
-NOISE_KEY = 10 ** 9 + 1          # batch_rng key of the noise draws, apart from the evaluation draws
-POISSON_SCALE = inspect.signature(encoding.poisson).parameters["scale"].default
-PIXEL_STATS = {"mnist": (mnist.MEAN, mnist.STD), "smnist": (mnist.MEAN, mnist.STD)}
 
 
 def pixel_space(task):
-    """(mean, std, clip) so that pixels p = x·std + mean; unknown tasks: normalised units, no clip."""
-    if task.name in PIXEL_STATS:
-        return (*PIXEL_STATS[task.name], True)
+    """(mean, std, clip) so that pixels p = x·std + mean; tasks without pixel statistics:
+    normalised units, no clip."""
+    if task.pixel_stats is not None:
+        return (*task.pixel_stats, True)
     return 0.0, 1.0, False
 
 
 def input_gradient(task, images, dx):
-    """∂L/∂x for the normalised images from ∂L/∂s, s = encode(x) (module docstring).
-
-    Parameters
-    ----------
-    task : Task
-        Its encoder decides the mapping (pixel sequence or Poisson rate code).
-    images : ndarray
-        Normalised images ``[B, ...]``.
-    dx : ndarray
-        ∂L/∂s ``[T, B, ...]`` from ``net.backward``.
-
-    Returns
-    -------
-    ndarray
-        Of ``images``' shape.
-    """
-    if task.encode is tasks._encode_pixels:
-        return dx[:, :, 0].T.reshape(images.shape)
-    if task.encode is tasks._encode_poisson:
-        ds = dx.sum(axis=0).reshape(images.shape)
-        return ds * (np.abs(images) < POISSON_SCALE) / POISSON_SCALE
-    raise ValueError(f"FGSM does not know how to differentiate the input encoder of task {task.name!r}")
+    """∂L/∂x for the normalised images ``[B, ...]`` from ∂L/∂s ``[T, B, ...]`` (``net.backward``),
+    s = encode(x): the task's ``encode_backward`` (module docstring)."""
+    if task.encode_backward is None:
+        raise ValueError(f"FGSM does not know how to differentiate the input encoder of task {task.name!r}")
+    return task.encode_backward(images, dx)
 
 
 def loss_gradient(net, x, labels):

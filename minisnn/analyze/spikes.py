@@ -16,7 +16,7 @@ from . import common
 from .activity import record_activity, summarize
 
 
-def from_checkpoint(path, data_dir, subset, batch_size=None, bn_stats="running", progress=True):
+def from_checkpoint(path, data_dir, subset, batch_size=None, bn_stats=None, progress=True):
     """The activity summary (``activity.summarize``) of one checkpoint on the test split.
 
     Parameters
@@ -28,7 +28,7 @@ def from_checkpoint(path, data_dir, subset, batch_size=None, bn_stats="running",
         First N test images.
     batch_size : int, optional
         Default as ``common.eval_mode``.
-    bn_stats : {"running", "batch"}
+    bn_stats : {None, "running", "calibrated", "batch"}
     progress : bool
 
     Returns

@@ -32,16 +32,16 @@ from ..losses import cross_entropy
 from ..optim import SGD
 from ..surrogate import SURROGATES, get_surrogate
 from ..tasks import batch_rng
+from ..training import train_step
 from . import common
 
 
 def set_surrogate(net, name, height, width, reset_grad=None):
     """Give every LIF layer the surrogate (name, h, w); optionally attach or detach the reset."""
-    for layer in net.layers:
-        if isinstance(layer, LIF):
-            layer.surrogate = get_surrogate(name, height, width)
-            if reset_grad is not None:
-                layer.detach_reset = reset_grad == "detached"
+    for layer in net.lif_layers():
+        layer.surrogate = get_surrogate(name, height, width)
+        if reset_grad is not None:
+            layer.detach_reset = reset_grad == "detached"
 
 
 def gradient_profile(net, dlogits):
@@ -50,7 +50,8 @@ def gradient_profile(net, dlogits):
     Parameters
     ----------
     net : Sequential
-        Its last forward pass (train mode) is still saved; it can be backpropagated again.
+        Its last forward pass (train mode) is still saved; it can be backpropagated again
+        (each call observes one ``net.backward``).
     dlogits : ndarray
         ∂L/∂z ``[B, classes]``.
 
@@ -61,16 +62,18 @@ def gradient_profile(net, dlogits):
         ``weight_grad_norm``, ``dead_fraction`` (share of exactly-zero ∂L/∂I per layer),
         ``gain_per_layer``, ``time_growth``, ``time_ratio``, ``regime`` {"depth", "time"}.
     """
-    dy = dlogits
     norms, dead, wgrad = [], [], []
-    for layer in reversed(net.layers):
-        dy = layer.backward(dy)
+
+    def measure(i, layer, _, dx):     # backward order: last layer first
         if isinstance(layer, LIF):
-            flat = dy.reshape(dy.shape[0], -1).astype(np.float64)
+            flat = dx.reshape(dx.shape[0], -1).astype(np.float64)
             norms.append(np.sqrt((flat ** 2).sum(axis=1)))
             dead.append(float((flat == 0).mean()))
         if isinstance(layer, (Linear, Conv2d)):
             wgrad.append(float(np.linalg.norm(layer.weight.grad)))
+
+    net.zero_grad()
+    net.backward(dlogits, observe=measure)
     net.zero_grad()
     norms, dead, wgrad = norms[::-1], dead[::-1], wgrad[::-1]
     G = np.stack(norms)                                   # [L, T], first layer first
@@ -124,20 +127,14 @@ def short_training(spec, name, h, w, reset_grad, config, task, train_data, test_
     losses = []
     for step in range(steps):
         idx = np.take(order, np.arange(step * batch_size, (step + 1) * batch_size), mode="wrap")
-        logits = net.forward(task.encode(images[idx], T, batch_rng(seed, 0, step)), train=True)
-        loss, dlogits = cross_entropy(logits, labels[idx])
+        loss, _ = train_step(net, opt, task.encode(images[idx], T, batch_rng(seed, 0, step)), labels[idx])
         losses.append(loss)
         if not np.isfinite(loss):
             break
-        opt.zero_grad()
-        net.backward(dlogits)
-        opt.step()
-        net.clear()
-    net.clear()
     diverged = not np.isfinite(losses[-1])
     acc = 0.0
     if not diverged:
-        _, acc = evaluate(net, common.batches(task, *test_data, meta, eval_batch), bn_stats=bn_stats)
+        _, acc = evaluate(net, common.batches(task, *test_data, meta, eval_batch), bn_stats=bn_stats or "running")
     k = max(1, len(losses) // 5)
     classes = net.layers[-1].out_features
     return {"initial_loss": losses[0], "final_loss": float(np.mean(losses[-k:])), "test_accuracy": acc,
@@ -168,9 +165,10 @@ def analyse(net, meta, task, batch, surrogates, widths, heights, reset_grad=None
         ``spike_rate_at_start`` per LIF layer, ``T``, ``batch``.
     """
     x, y = batch
-    logits = net.forward(x, train=True)
+    logits, spikes = net.outputs(x, LIF, train=True)
     _, dlogits = cross_entropy(logits, y)
-    rates = [float(layer.last_spikes.mean()) for _, layer in common.lif_layers(net)]
+    rates = [float(s.mean()) for s in spikes.values()]
+    del spikes
     settings = [(s, w, h) for s in surrogates for w in widths for h in heights]
     rows = []
     for name, w, h in tqdm(settings, desc="surrogates", disable=not progress):

@@ -9,46 +9,37 @@ The block's state stays in L1; no two threads touch the same cell.
 import numpy as np
 from numba import njit, prange
 
-from ..surrogate import surrogate_grad, surrogate_smooth
+from ..surrogate import surrogate_grad
 
 BLOCK = 1024
 
 
 @njit(parallel=True, cache=True)
-def lif_scan_forward(current, leak, threshold, hard_reset, smooth, kind, height, width, frozen_reset,
-                     spikes, membrane):
+def lif_scan_forward(current, leak, threshold, hard_reset, spikes, membrane):
     """Integrate, fire, reset over T steps.
 
         u_t = λ·v_{t-1} + I_t,   v_{-1} = 0
-        o_t = H(u_t − θ)                         (strict; or F(u_t/θ − 1) when ``smooth``)
-        v_t = u_t − θ·r_t        (soft)    or    v_t = u_t·(1 − r_t)   (hard),   r_t = o_t
-
-    ``frozen_reset`` (``[T, N]``, or ``[0, 0]`` for none) replaces r_t by fixed values: a
-    detached reset made explicit, so finite differences can check the detached gradient.
+        o_t = H(u_t − θ)                         (strict: no spike at u_t = θ)
+        v_t = u_t − θ·o_t        (soft)    or    v_t = u_t·(1 − o_t)   (hard)
 
     Writes spikes o and membrane u (what the backward scan needs) into the given ``[T, N]``
-    arrays and returns them.
+    arrays and returns them. (Gradient checks run a smooth stand-in for H instead:
+    ``minisnn.gradcheck.SmoothLIF``.)
     """
     T, N = current.shape
-    use_frozen = frozen_reset.shape[0] > 0
     for blk in prange((N + BLOCK - 1) // BLOCK):
         n0 = blk * BLOCK
         n1 = min(n0 + BLOCK, N)
         v = np.zeros(n1 - n0, dtype=current.dtype)
         for t in range(T):
             cur, u_out, o_out = current[t, n0:n1], membrane[t, n0:n1], spikes[t, n0:n1]
-            frozen = frozen_reset[t, n0:n1] if use_frozen else cur
             for i in range(n1 - n0):
                 u = leak * v[i] + cur[i]
-                if smooth:
-                    o = surrogate_smooth(kind, u / threshold - 1.0, height, width)
-                else:
-                    o = 1.0 if u > threshold else 0.0
-                r = frozen[i] if use_frozen else o
+                o = 1.0 if u > threshold else 0.0
                 if hard_reset:
-                    v[i] = u * (1.0 - r)
+                    v[i] = u * (1.0 - o)
                 else:
-                    v[i] = u - threshold * r
+                    v[i] = u - threshold * o
                 u_out[i] = u
                 o_out[i] = o
     return spikes, membrane

@@ -5,6 +5,8 @@ keeping what its backward needs; ``backward(dy) -> dx`` adds into its parameters
 """
 import numpy as np
 
+from ..workspace import Workspace
+
 
 class Parameter:
     """A trainable array and the gradient accumulated into it."""
@@ -27,17 +29,9 @@ class Layer:
     def __init__(self):
         self._params = {}
         self._buffers = {}
-        self._workspace = {}
-
-    def workspace(self, name, shape, dtype):
-        """An array for something the layer keeps for its own backward (the LIF membrane, the
-        normalised x̂), reused from call to call while shape and dtype match: a fresh
-        100 MB array costs as much in page faults as the arithmetic that fills it. Never used
-        for outputs, which callers may keep. Held until the layer is deleted."""
-        buf = self._workspace.get(name)
-        if buf is None or buf.shape != tuple(shape) or buf.dtype != np.dtype(dtype):
-            buf = self._workspace[name] = np.empty(shape, dtype=dtype)
-        return buf
+        # what the layer keeps for its own backward (the LIF membrane, BNTT's x̂), reused from
+        # call to call; never its outputs, which callers may keep
+        self.workspace = Workspace()
 
     def forward(self, x, train=True):
         raise NotImplementedError

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..init import xavier_uniform
 from ..kernels.im2col import col2im, im2col, output_size
+from ..workspace import Workspace
 from .base import Layer, Parameter
 
 # Images per GEMM are chosen so that a chunk's column matrix holds about this many elements
@@ -13,21 +14,16 @@ from .base import Layer, Parameter
 # T=25, B=16 would need ~0.9 GiB).
 CHUNK_ELEMENTS = 1 << 23
 
-_scratch = threading.local()
+# The chunk loop's column matrices and GEMM outputs are dead once a call returns, so every
+# Conv2d of a thread shares one workspace (per thread: layers may run in several threads).
+_thread = threading.local()
 
 
 def _buffer(role, shape, dtype):
-    """A reusable work array of the given shape: one growing buffer per (role, dtype) and
-    thread, so the chunk loop does not allocate (and page-fault) a fresh column matrix each time."""
-    pool = getattr(_scratch, "pool", None)
-    if pool is None:
-        pool = _scratch.pool = {}
-    size = int(np.prod(shape))
-    key = (role, np.dtype(dtype).str)
-    buf = pool.get(key)
-    if buf is None or buf.size < size:
-        buf = pool[key] = np.empty(size, dtype=dtype)
-    return buf[:size].reshape(shape)
+    """A reusable work array of the given shape, from this thread's convolution workspace."""
+    if not hasattr(_thread, "workspace"):
+        _thread.workspace = Workspace()
+    return _thread.workspace.get(role, shape, dtype)
 
 
 class Conv2d(Layer):

@@ -5,11 +5,12 @@ from ..kernels.lif import lif_scan_backward, lif_scan_forward
 from ..surrogate import get_surrogate
 from .base import Layer
 
+
 class LIF(Layer):
     """LIF neurons scanned over time (equations in ``kernels/lif.py``).
 
-    x ``[T, B, ...]`` input currents -> spikes ``[T, B, ...]`` (0/1, or the smooth stand-in when
-    ``smooth`` is set for gradient checks). The state starts at zero for every sequence.
+    x ``[T, B, ...]`` input currents -> spikes ``[T, B, ...]`` (0/1, a fresh array). The state
+    starts at zero for every sequence.
 
     Parameters
     ----------
@@ -31,42 +32,33 @@ class LIF(Layer):
         self.leak, self.threshold = float(leak), float(threshold)
         self.reset, self.detach_reset = reset, bool(detach_reset)
         self.surrogate = get_surrogate(surrogate)
-        self.smooth = False          # gradient checks: F(x) in place of H(x)
-        self.frozen_reset = None     # gradient checks: fixed r_t, a detached reset made explicit
         self._saved_spikes = self._saved_membrane = None
-        self.last_spikes = None      # kept after forward for recording and analyses
-
-    def _scalars(self, dtype):
-        cast = np.dtype(dtype).type
-        sg = self.surrogate
-        return cast(self.leak), cast(self.threshold), self.reset == "hard", sg.kind, cast(sg.height), cast(sg.width)
 
     def forward(self, x, train=True):
         shape = x.shape
         current = np.ascontiguousarray(x.reshape(shape[0], -1))
-        leak, theta, hard, kind, h, w = self._scalars(current.dtype)
-        frozen = np.zeros((0, 0), dtype=current.dtype) if self.frozen_reset is None else \
-            np.ascontiguousarray(self.frozen_reset.reshape(current.shape), dtype=current.dtype)
-        spikes, membrane = lif_scan_forward(current, leak, theta, hard, self.smooth, kind, h, w, frozen,
+        cast = current.dtype.type
+        spikes, membrane = lif_scan_forward(current, cast(self.leak), cast(self.threshold), self.reset == "hard",
                                             np.empty_like(current),
-                                            self.workspace("membrane", current.shape, current.dtype))
+                                            self.workspace.get("membrane", current.shape, current.dtype))
         self._saved_spikes, self._saved_membrane = spikes, membrane
-        spikes = spikes.reshape(shape)
-        self.last_spikes = spikes
-        return spikes
+        return spikes.reshape(shape)
 
     def backward(self, dy, out=None):
         """∂L/∂I from ∂L/∂o by the reverse-time scan ``lif_scan_backward``, written into ``out``
-        (an array of the input's size, e.g. a reused scratch buffer) or a new array."""
+        (an array of the input's size and dtype, e.g. a workspace buffer) or a new array."""
         shape = dy.shape
         membrane = self._saved_membrane
         if dy.strides[0] == 0:   # the readout's gradient, the same at every step: pass one row
             dy = dy[:1]
         grad = np.ascontiguousarray(dy.reshape(dy.shape[0], -1), dtype=membrane.dtype)
-        leak, theta, hard, kind, h, w = self._scalars(membrane.dtype)
+        cast = membrane.dtype.type
+        sg = self.surrogate
         dx = np.empty_like(membrane) if out is None else out.reshape(membrane.shape)
-        lif_scan_backward(grad, membrane, self._saved_spikes, leak, theta, hard,
-                          self.detach_reset, kind, h, w, dx)
+        if dx.dtype != membrane.dtype:
+            raise ValueError(f"LIF.backward: out has dtype {dx.dtype}, the layer ran in {membrane.dtype}")
+        lif_scan_backward(grad, membrane, self._saved_spikes, cast(self.leak), cast(self.threshold),
+                          self.reset == "hard", self.detach_reset, sg.kind, cast(sg.height), cast(sg.width), dx)
         return dx.reshape(shape)
 
     def __repr__(self):

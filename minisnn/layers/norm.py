@@ -20,12 +20,48 @@ def _normalise(layer, x4, gamma, out=None):
     """``bntt_forward`` into ``out`` (or a new y) and the layer's reused x̂ (both NumPy-allocated:
     huge pages)."""
     y = np.empty_like(x4) if out is None else out.reshape(x4.shape)
-    return bntt_forward(x4, gamma, EPS, y, layer.workspace("xhat", x4.shape, x4.dtype))
+    return bntt_forward(x4, gamma, EPS, y, layer.workspace.get("xhat", x4.shape, x4.dtype))
 
 
 def _scratch(x4):
     """Throw-away y and x̂ for ``batch_statistics`` (which must not touch a saved x̂)."""
     return np.empty_like(x4), np.empty_like(x4)
+
+
+EVAL_STATS = ("running", "calibrated", "batch")
+
+
+class _Statistics:
+    """What BNTT and BatchNorm share about their statistics.
+
+    Two sets of buffers: ``running_mean``/``running_var``, the exponential averages updated by
+    every training step, and ``calibrated_mean``/``calibrated_var``, the exact averages over
+    training batches that ``minisnn.calibrate`` writes with the current weights (NaN until then).
+    ``eval_stats`` chooses what evaluation normalises by: "running" (the paper's protocol),
+    "calibrated" (precise BN) or "batch" (each test batch's own statistics, as in training;
+    transductive: the result depends on the batch).
+    """
+
+    def _init_statistics(self, shape, dtype):
+        self.running_mean = np.zeros(shape, dtype=dtype)
+        self.running_var = np.ones(shape, dtype=dtype)
+        self.calibrated_mean = np.full(shape, np.nan, dtype=dtype)
+        self.calibrated_var = np.full(shape, np.nan, dtype=dtype)
+        self._buffers.update(running_mean=self.running_mean, running_var=self.running_var,
+                             calibrated_mean=self.calibrated_mean, calibrated_var=self.calibrated_var)
+        self.eval_stats = "running"
+
+    def uses_batch_statistics(self, train):
+        return train or self.eval_stats == "batch"
+
+    def fixed_statistics(self):
+        """The (mean, var) evaluation normalises by when not using batch statistics."""
+        if self.eval_stats == "calibrated":
+            if np.isnan(self.calibrated_var).any():
+                raise ValueError(f"{self!r} has no calibrated statistics (the network was never calibrated); "
+                                 "evaluate with running statistics")
+            return self.calibrated_mean, self.calibrated_var
+        return self.running_mean, self.running_var
 
 
 def _update_running(running_mean, running_var, mean, var, count):
@@ -37,17 +73,17 @@ def _update_running(running_mean, running_var, mean, var, count):
     running_var += MOMENTUM * unbiased
 
 
-class BNTT(Layer):
+class BNTT(_Statistics, Layer):
     """Batch Normalization Through Time (Kim & Panda 2021).
 
     Step t has its own γ_t and its own statistics (no β):
 
         y_t = γ_t·(x_t − μ_t)/√(σ²_t + ε)
 
-    Training uses the batch statistics of step t (over batch and space); evaluation uses the
-    running statistics of step t, or, with ``eval_stats = "batch"``, the statistics of the test
-    batch itself (transductive: the result then depends on the batch; see docs/results.md). γ ``[T, C]``, running mean/var ``[T, C]``. An input with fewer
-    than T steps uses the first ones (early exit).
+    Training uses the batch statistics of step t (over batch and space); evaluation uses fixed
+    statistics of step t (running or calibrated) or the test batch's own (``_Statistics``). γ,
+    running and calibrated mean/var ``[T, C]``. An input with fewer than T steps uses the first
+    ones (early exit).
     """
 
     def __init__(self, T, channels, dtype=np.float32):
@@ -55,10 +91,7 @@ class BNTT(Layer):
         self.T, self.channels = T, channels
         self.gamma = Parameter(np.ones((T, channels), dtype=dtype))
         self._params["gamma"] = self.gamma
-        self.running_mean = np.zeros((T, channels), dtype=dtype)
-        self.running_var = np.ones((T, channels), dtype=dtype)
-        self._buffers.update(running_mean=self.running_mean, running_var=self.running_var)
-        self.eval_stats = "running"   # or "batch": normalise test batches by their own statistics
+        self._init_statistics((T, channels), dtype)
         self._saved = None
 
     def forward(self, x, train=True, out=None):
@@ -78,14 +111,12 @@ class BNTT(Layer):
             self._saved = ("batch", xhat, var, T)
             return y.reshape(x.shape)
         # evaluation: fixed statistics r, so x̂ = (x − r_mean)/√(r_var + ε) does not depend on the batch
-        inv_std = (1.0 / np.sqrt(self.running_var[:T] + EPS)).astype(x.dtype)
-        xhat = (x4 - self.running_mean[:T, None, :, None]) * inv_std[:, None, :, None]
+        r_mean, r_var = self.fixed_statistics()
+        inv_std = (1.0 / np.sqrt(r_var[:T] + EPS)).astype(x.dtype)
+        xhat = (x4 - r_mean[:T, None, :, None]) * inv_std[:, None, :, None]
         self._saved = ("fixed", xhat, inv_std, T)
         y = np.multiply(xhat, gamma[:, None, :, None], out=None if out is None else out.reshape(x4.shape))
         return y.reshape(x.shape)
-
-    def uses_batch_statistics(self, train):
-        return train or self.eval_stats == "batch"
 
     def batch_statistics(self, x):
         """Mean and unbiased variance of each step of ``x`` per channel, ``[T, C]``."""
@@ -111,7 +142,7 @@ class BNTT(Layer):
         return f"BNTT(T={self.T}, channels={self.channels})"
 
 
-class BatchNorm(Layer):
+class BatchNorm(_Statistics, Layer):
     """Standard BN on input currents, one (γ, β, statistics) shared by all time steps
     (the baseline of Ledinauskas et al. 2020): statistics over time, batch and space.
 
@@ -124,25 +155,23 @@ class BatchNorm(Layer):
         self.gamma = Parameter(np.ones(channels, dtype=dtype))
         self.beta = Parameter(np.zeros(channels, dtype=dtype))
         self._params.update(gamma=self.gamma, beta=self.beta)
-        self.running_mean = np.zeros(channels, dtype=dtype)
-        self.running_var = np.ones(channels, dtype=dtype)
-        self._buffers.update(running_mean=self.running_mean, running_var=self.running_var)
-        self.eval_stats = "running"   # or "batch": normalise test batches by their own statistics
+        self._init_statistics(channels, dtype)
         self._saved = None
 
     def forward(self, x, train=True):
         x4 = np.ascontiguousarray(_as_tbcs(x))
         shared = x4.reshape(1, -1, x4.shape[2], x4.shape[3])   # time folded into the batch
         beta = self.beta.data[None, None, :, None]
-        if train or self.eval_stats == "batch":
+        if self.uses_batch_statistics(train):
             y, xhat, mean, var = _normalise(self, shared, self.gamma.data[None])
             if train:
                 _update_running(self.running_mean, self.running_var, mean[0], var[0],
                                 shared.shape[1] * shared.shape[3])
             self._saved = ("batch", xhat, var)
             return (y + beta).reshape(x.shape).astype(x.dtype, copy=False)
-        inv_std = (1.0 / np.sqrt(self.running_var + EPS)).astype(x.dtype)
-        xhat = (x4 - self.running_mean[None, None, :, None]) * inv_std[None, None, :, None]
+        r_mean, r_var = self.fixed_statistics()
+        inv_std = (1.0 / np.sqrt(r_var + EPS)).astype(x.dtype)
+        xhat = (x4 - r_mean[None, None, :, None]) * inv_std[None, None, :, None]
         self._saved = ("fixed", xhat, inv_std)
         return (xhat * self.gamma.data[None, None, :, None] + beta).reshape(x.shape)
 
