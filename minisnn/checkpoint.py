@@ -63,9 +63,16 @@ def load_checkpoint(path):
     return meta, model, optim
 
 
-def load_network(path):
-    """Rebuild the network stored in a checkpoint, with its weights. Returns (net, meta)."""
+def load_network(path, trained=False):
+    """Rebuild the network stored in a checkpoint, with its weights. Returns (net, meta).
+
+    ``trained``: the checkpoint must come from ``minisnn.train`` (its config names the dataset and
+    T, which evaluation and the analyses need)."""
     meta, model, _ = load_checkpoint(path)
+    config = meta.get("config")
+    if trained and not (isinstance(config, dict) and "dataset" in config and "T" in config):
+        raise CheckpointError(f"checkpoint {path} has no training configuration (dataset and T); "
+                              "evaluation needs a checkpoint written by python -m minisnn.train")
     try:
         net = models.build(meta["spec"])
         net.load_state_dict(model)

@@ -69,7 +69,7 @@ def main(argv=None):
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     args = p.parse_args(argv)
     try:
-        net, meta = load_network(args.checkpoint)
+        net, meta = load_network(args.checkpoint, trained=True)
         config = meta["config"]
         args.bn_stats = args.bn_stats or default_bn_stats(net, config)
         if args.batch_size is None:
@@ -93,7 +93,7 @@ def main(argv=None):
                        meta={"dataset": task.name, "checkpoint": str(args.checkpoint), "bn_stats": args.bn_stats})
             net.set_eval_stats("running")
             result["record"] = args.record
-    except (CheckpointError, DataError, ValueError, KeyError) as e:
+    except (CheckpointError, DataError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:

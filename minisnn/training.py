@@ -184,7 +184,6 @@ def train(config):
     out = Path(config.out or f"runs/{task.name}")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.npz"
     net = task.build(T=cfg["T"], norm=cfg["norm"], leak=cfg["leak"], threshold=cfg["threshold"],
                      surrogate=cfg["surrogate"], seed=cfg["seed"])
@@ -193,6 +192,7 @@ def train(config):
     if config.resume:
         progress = resume(config, net, opt, cfg, out)
     (train_x, train_y), (test_x, test_y) = load_data(task, cfg, config.data_dir)
+    out.mkdir(parents=True, exist_ok=True)     # only now: bad data or options leave no empty folder
     steps_per_epoch = len(train_x) // cfg["batch_size"]   # the last partial batch is dropped
     bn_stats = "calibrated" if cfg["bn_calibration"] and net.norm_layers() else "running"
     started = time.time() - progress["elapsed_s"]

@@ -1,5 +1,6 @@
 """Shared fixtures: tiny MNIST-format datasets written on the fly, and an environment in which
 no loader can find the user's data or reach the network."""
+import minisnn  # noqa: F401  first, before NumPy: its OpenBLAS setting must act (minisnn/__init__.py)
 import urllib.request
 from types import SimpleNamespace
 

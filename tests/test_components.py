@@ -533,3 +533,23 @@ def test_importing_minisnn_shortens_openblas_spin_unless_the_user_set_it(preset,
     code = "import minisnn, os; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == expected
+    assert out.stderr == ""                          # imported first: nothing to warn about
+
+
+@pytest.mark.parametrize("preset", [None, "4"])
+def test_importing_numpy_first_is_reported_once_in_one_line(preset):
+    """The setting cannot act once NumPy has loaded OpenBLAS: minisnn says so in one line (a
+    RuntimeWarning), unless the user set the variable themselves."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "PYTHONWARNINGS")}
+    if preset is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = preset
+    code = "import numpy; import minisnn; import minisnn.train"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    if preset is not None or "openblas" not in str(np.show_config(mode="dicts")).lower():
+        assert out.stderr == ""
+    else:
+        lines = [line for line in out.stderr.splitlines() if "OPENBLAS_THREAD_TIMEOUT=4" in line]
+        assert len(lines) == 1 and "RuntimeWarning: NumPy was imported before minisnn" in lines[0], out.stderr

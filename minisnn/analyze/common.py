@@ -26,15 +26,10 @@ __all__ = ["plt", "load", "load_test", "batches", "n_batches", "out_dir", "save_
 
 
 def load(path):
-    """(net, meta, task) of a checkpoint; ``CheckpointError`` if it lacks its training config."""
-    net, meta = load_network(path)
-    config = meta.get("config") or {}
-    for key in ("dataset", "T"):
-        if key not in config:
-            raise CheckpointError(f"checkpoint {path} has no {key!r} in its configuration; "
-                                  "analyses need a checkpoint written by python -m minisnn.train")
+    """(net, meta, task) of a checkpoint written by ``python -m minisnn.train``."""
+    net, meta = load_network(path, trained=True)
     try:
-        task = get_task(config["dataset"])
+        task = get_task(meta["config"]["dataset"])
     except ValueError as e:
         raise CheckpointError(f"checkpoint {path}: {e}") from None
     return net, meta, task
