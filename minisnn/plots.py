@@ -1,11 +1,12 @@
-"""Figures written by the command-line tools (matplotlib, no display needed)."""
+"""Figures written by the command-line tools (matplotlib, no display needed).
+
+Built on ``matplotlib.figure.Figure``, not pyplot: importing this module (as ``minisnn.training``
+does) leaves the caller's matplotlib backend alone, so a notebook keeps showing its figures.
+"""
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 
 def read_jsonl(path):
@@ -18,7 +19,8 @@ def read_jsonl(path):
 def plot_learning_curve(metrics_path, steps_path, out_path, title=""):
     """Loss (running training loss and per-epoch test loss) and accuracy against epochs."""
     epochs, steps = read_jsonl(metrics_path), read_jsonl(steps_path)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     if steps:
         ax_loss.plot([s["epoch"] for s in steps], [s["train_loss"] for s in steps], lw=1, label="train (running)")
     if epochs:
@@ -37,4 +39,3 @@ def plot_learning_curve(metrics_path, steps_path, out_path, title=""):
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out_path, dpi=120)
-    plt.close(fig)

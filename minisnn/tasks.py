@@ -100,6 +100,10 @@ TASKS = {
     "mnist-conv": Task("mnist-conv", _load_mnist, _encode_poisson_image, models.mnist_conv,
                        dict(T=8, epochs=5, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.95),
                        encode_backward=encoding.poisson_backward, pixel_stats=MNIST_PIXELS),
+    # The paper's deep BNTT network (VGG9, T = 25) scaled to MNIST: models.mnist_vgg.
+    "mnist-vgg": Task("mnist-vgg", _load_mnist, _encode_poisson_image, models.mnist_vgg,
+                      dict(T=25, epochs=12, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.95),
+                      encode_backward=encoding.poisson_backward, pixel_stats=MNIST_PIXELS),
     # The paper's convolutional tasks (reference code: VGG9 at T = 25, VGG11 at T = 30, Poisson input,
     # random crop + flip). None of these datasets can be downloaded on the development machines.
     "cifar10": Task("cifar10", _raw(cifar.load_cifar10), _encode_rgb, models.vgg9,
@@ -115,6 +119,16 @@ TASKS = {
     "dvscifar10": Task("dvscifar10", _raw(dvs.load_dvs_cifar10), _encode_dvs,
                        partial(models.vgg9, in_channels=2, input_size=64),
                        dict(T=20, epochs=60, batch_size=32, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.99)),
+}
+
+
+# Optimiser recipes that --recipe names; explicit --lr/--momentum/--weight-decay override them.
+RECIPES = {
+    # the BNTT reference code's defaults (every task's defaults above)
+    "code": {},
+    # the BNTT paper's text (Kim & Panda 2021, §4): SGD momentum 0.9, weight decay 5e-4, lr 0.3,
+    # ÷10 at 50/70/90 % of the epochs (step_schedule's default)
+    "paper": dict(lr=0.3, momentum=0.9, weight_decay=5e-4),
 }
 
 

@@ -14,7 +14,7 @@ from .checkpoint import CheckpointError
 from .data import DataError
 from .models import NORMS
 from .surrogate import SURROGATES
-from .tasks import TASKS
+from .tasks import RECIPES, TASKS
 from .training import TrainConfig, TrainingDiverged, TrainingInterrupted, UsageError, train
 
 
@@ -22,6 +22,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m minisnn.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", help=f"one of: {', '.join(sorted(TASKS))}")
+    p.add_argument("--recipe", choices=sorted(RECIPES), default="code",
+                   help="optimiser defaults: the BNTT reference code's (lr 0.1, weight decay 1e-4; the default) or "
+                        "the paper's text (lr 0.3, weight decay 5e-4); --lr, --momentum, --weight-decay override")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="base learning rate (÷10 at 50/70/90 %% of the epochs)")

@@ -31,7 +31,7 @@ from .evaluate import evaluate, test_batches
 from .losses import cross_entropy
 from .optim import SGD, step_schedule
 from .plots import plot_learning_curve
-from .tasks import CALIBRATION_KEY, SUBSET_KEY, batch_rng, get_task
+from .tasks import CALIBRATION_KEY, RECIPES, SUBSET_KEY, batch_rng, get_task
 
 
 class UsageError(Exception):
@@ -81,8 +81,9 @@ RECIPE_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "T", "l
 @dataclass
 class TrainConfig:
     """Everything one training run needs. ``None`` recipe values take the task's defaults
-    (``tasks.py``); the resolved recipe (``recipe()``) is what checkpoints store as their config."""
+    (``tasks.py``); the resolved recipe (``resolve()``) is what checkpoints store as their config."""
     dataset: str
+    recipe: str = "code"             # tasks.RECIPES: "code" (reference code's defaults) or "paper" (its text)
     epochs: int = None
     batch_size: int = None
     lr: float = None
@@ -107,12 +108,14 @@ class TrainConfig:
     command: str = None              # the command line, for summary.json
     progress: bool = True
 
-    def recipe(self):
+    def resolve(self):
         """(task, the validated recipe dict: task defaults overridden by the set values)."""
         task = get_task(self.dataset)
-        cfg = dict(task.defaults)
+        if self.recipe not in RECIPES:
+            raise UsageError(f"unknown recipe {self.recipe!r}; choose one of {', '.join(RECIPES)}")
+        cfg = dict(task.defaults, **RECIPES[self.recipe])
         cfg.update({k: getattr(self, k) for k in RECIPE_KEYS if getattr(self, k) is not None})
-        cfg.update(dataset=task.name, threshold=self.threshold, norm=self.norm, surrogate=self.surrogate,
+        cfg.update(dataset=task.name, recipe=self.recipe, threshold=self.threshold, norm=self.norm, surrogate=self.surrogate,
                    seed=self.seed, subset=self.subset, milestones=self.milestones,
                    bn_calibration=self.bn_calibration)
         milestones = self.milestones or []
@@ -180,7 +183,7 @@ def train(config):
 
     Raises ``TrainingDiverged`` (after keeping the last good checkpoint), ``TrainingInterrupted``
     (after saving on a signal), ``UsageError``, ``DataError`` or ``CheckpointError``."""
-    task, cfg = config.recipe()
+    task, cfg = config.resolve()
     out = Path(config.out or f"runs/{task.name}")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
@@ -188,7 +191,7 @@ def train(config):
     net = task.build(T=cfg["T"], norm=cfg["norm"], leak=cfg["leak"], threshold=cfg["threshold"],
                      surrogate=cfg["surrogate"], seed=cfg["seed"])
     opt = SGD(net.parameters(), cfg["lr"], cfg["momentum"], cfg["weight_decay"])
-    progress = {"epoch": 0, "step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0, "elapsed_s": 0.0}
+    progress = {"epoch": 0, "step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0, "elapsed_s": 0.0, "lr_sum": 0.0}
     if config.resume:
         progress = resume(config, net, opt, cfg, out)
     (train_x, train_y), (test_x, test_y) = load_data(task, cfg, config.data_dir)
@@ -234,6 +237,7 @@ def train(config):
                 progress["correct"] += int((logits.argmax(axis=1) == train_y[idx]).sum())
                 progress["seen"] += len(idx)
                 progress["step"] = step + 1
+                progress["lr_sum"] = progress.get("lr_sum", 0.0) + opt.lr   # Σ lr over steps, for κ
                 bar.set_postfix(loss=f"{progress['loss_sum'] / progress['seen']:.4f}",
                                 acc=f"{progress['correct'] / progress['seen']:.4f}", refresh=False)
                 if (step + 1) % config.checkpoint_every == 0 or stop.requested:
@@ -252,7 +256,8 @@ def train(config):
             test_loss, test_acc = test("test", config.eval_batch_size, bn_stats)
             record = {"epoch": epoch + 1, "lr": opt.lr, "train_loss": progress["loss_sum"] / progress["seen"],
                       "train_acc": progress["correct"] / progress["seen"], "test_loss": test_loss,
-                      "test_acc": test_acc, "bn_stats": bn_stats, "elapsed_s": time.time() - started}
+                      "test_acc": test_acc, "bn_stats": bn_stats, "kappa": kappa(cfg, progress),
+                      "elapsed_s": time.time() - started}
             if net.norm_layers():   # also as in training: test batches of the training size
                 record["test_loss_batch_stats"], record["test_acc_batch_stats"] = test(
                     "test (batch stats)", cfg["batch_size"], "batch")
@@ -265,6 +270,13 @@ def train(config):
             progress.update(epoch=epoch + 1, step=0, loss_sum=0.0, correct=0, seen=0)
             save()
     return finish(config, task, cfg, net, out, (test_x, test_y), time.time() - started, bn_stats)
+
+
+def kappa(cfg, progress):
+    """The weight-decay budget so far, κ = wd·Σ_steps lr/(1 − μ): a parameter that gets no
+    gradient has decayed by exp(−κ) (for a run resumed from a checkpoint older than this
+    bookkeeping, the steps before it are missing from the sum)."""
+    return cfg["weight_decay"] * progress.get("lr_sum", 0.0) / (1.0 - cfg["momentum"])
 
 
 def calibrate(task, cfg, net, train_x, epoch, progress=True):
@@ -282,7 +294,7 @@ def calibrate(task, cfg, net, train_x, epoch, progress=True):
 def resume(config, net, opt, cfg, out):
     path = out / "checkpoint.npz" if config.resume == "auto" else Path(config.resume)
     meta, model_state, optim_state = load_checkpoint(path)
-    saved = {k: v for k, v in meta["config"].items() if k not in RESUMABLE_KEYS}
+    saved = {"recipe": "code", **{k: v for k, v in meta["config"].items() if k not in RESUMABLE_KEYS}}
     now = {k: v for k, v in cfg.items() if k not in RESUMABLE_KEYS}
     if saved != now:
         diff = {k: (saved.get(k), now.get(k)) for k in set(saved) | set(now) if saved.get(k) != now.get(k)}

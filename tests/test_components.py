@@ -1,6 +1,6 @@
 """The engine's parts against hand-computed values: BNTT statistics, SGD, the learning-rate
 schedule, surrogate formulas, the LIF forward pass, cross-entropy, encoders, the state dict, and
-the structure of the paper's sequential-MNIST network (DESIGN.md's contracts)."""
+the structure of the paper's sequential-MNIST network (the contracts of ../shared/DESIGN.md)."""
 import math
 
 import numpy as np

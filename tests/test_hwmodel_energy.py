@@ -1,4 +1,4 @@
-"""The CLI ``python -m hwmodel.energy``: the JSON contract of DESIGN.md, the tables, options."""
+"""The CLI ``python -m hwmodel.energy``: the JSON contract of ../shared/DESIGN.md, the tables, options."""
 import json
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""The engine against a plain per-time-step loop written from DESIGN.md, with the REAL spike.
+"""The engine against a plain per-time-step loop written from docs/design.md, with the REAL spike.
 
 Finite differences cannot check the engine with its true Heaviside spike (they only see the
 smooth stand-in). Here the engine runs exactly as in training (``smooth = False``) and its

@@ -10,12 +10,13 @@ RAW = {   # a fake batch of 2 in each dataset's loaded format
     "smnist": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
     "mnist": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
     "mnist-conv": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
+    "mnist-vgg": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
     "cifar10": lambda r: r.integers(0, 256, (2, 3, 32, 32)).astype(np.uint8),
     "cifar100": lambda r: r.integers(0, 256, (2, 3, 32, 32)).astype(np.uint8),
     "tinyimagenet": lambda r: r.integers(0, 256, (2, 3, 64, 64)).astype(np.uint8),
     "dvscifar10": lambda r: r.integers(0, 4, (2, 20, 2, 64, 64)).astype(np.uint8),
 }
-INPUT = {"smnist": (1,), "mnist": (784,), "mnist-conv": (1, 28, 28), "cifar10": (3, 32, 32),
+INPUT = {"smnist": (1,), "mnist": (784,), "mnist-conv": (1, 28, 28), "mnist-vgg": (1, 28, 28), "cifar10": (3, 32, 32),
          "cifar100": (3, 32, 32), "tinyimagenet": (3, 64, 64), "dvscifar10": (2, 64, 64)}
 
 
@@ -36,7 +37,7 @@ def test_encoder_shape_and_values(name):
         assert set(np.unique(x)) <= {-1.0, 0.0, 1.0}
 
 
-@pytest.mark.parametrize("name", ["mnist", "mnist-conv", "cifar10", "tinyimagenet", "dvscifar10"])
+@pytest.mark.parametrize("name", ["mnist", "mnist-conv", "mnist-vgg", "cifar10", "tinyimagenet", "dvscifar10"])
 def test_network_rebuilds_from_its_spec(name):
     task = get_task(name)
     net = task.build(T=2, norm="bntt", leak=0.9, threshold=1.0, surrogate="triangle", seed=3)
@@ -52,6 +53,26 @@ def test_conv_task_forward_gives_class_scores():
     net = task.build(T=2, norm="bntt", leak=0.95, threshold=1.0, surrogate="triangle", seed=0)
     logits = net.forward(task.encode(RAW["mnist-conv"](rng), 2, rng), train=True)
     assert logits.shape == (2, 10) and np.all(np.isfinite(logits))
+
+
+def test_the_deep_mnist_network_has_six_bntt_layers_and_five_conv_blocks():
+    from minisnn.layers import BNTT, Conv2d
+    net = get_task("mnist-vgg").build(T=25, norm="bntt", leak=0.95, threshold=1.0, surrogate="triangle", seed=0)
+    kinds = [type(layer) for layer in net.layers]
+    assert kinds.count(BNTT) == 6 and kinds.count(Conv2d) == 5
+    assert net.forward(np.zeros((2, 1, 1, 28, 28), np.float32), train=True).shape == (1, 10)
+
+
+def test_recipes_name_their_source_and_explicit_values_win():
+    from minisnn.training import TrainConfig, UsageError
+    _, code = TrainConfig("mnist-vgg").resolve()
+    _, paper = TrainConfig("mnist-vgg", recipe="paper").resolve()
+    _, mixed = TrainConfig("mnist-vgg", recipe="paper", weight_decay=1e-3).resolve()
+    assert (code["recipe"], code["lr"], code["weight_decay"]) == ("code", 0.1, 1e-4)
+    assert (paper["recipe"], paper["lr"], paper["weight_decay"], paper["momentum"]) == ("paper", 0.3, 5e-4, 0.9)
+    assert (mixed["lr"], mixed["weight_decay"]) == (0.3, 1e-3)
+    with pytest.raises(UsageError, match="unknown recipe"):
+        TrainConfig("mnist", recipe="blog").resolve()
 
 
 def test_unknown_task_and_wrong_T_are_errors():

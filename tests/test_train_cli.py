@@ -121,12 +121,15 @@ def test_run_writes_its_outputs_and_reports_test_accuracy_every_epoch(reference)
     assert [r["lr"] for r in reference.metrics] == pytest.approx([0.1, 0.1 * 0.1 ** 3])  # schedule for 2 epochs
     for r in reference.metrics:
         assert set(r) == {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "elapsed_s", "bn_stats",
-                          "test_loss_batch_stats", "test_acc_batch_stats"}    # BNTT: both kinds of statistics
+                          "kappa", "test_loss_batch_stats", "test_acc_batch_stats"}    # BNTT: both kinds of statistics
         assert r["bn_stats"] == "calibrated"
         assert r["test_acc"] * 20 == pytest.approx(round(r["test_acc"] * 20))          # k of 20 test images
         assert np.isfinite(r["test_loss"]) and r["test_loss"] > 0
         assert (f"epoch {r['epoch']}: train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f} | "
                 f"test loss {r['test_loss']:.4f} acc {r['test_acc']:.4f}") in reference.err
+    # κ = wd·Σ lr/(1 − μ) over the steps so far: 3 steps at 0.1, then 3 at 0.1·0.1³
+    assert [r["kappa"] for r in reference.metrics] == pytest.approx(
+        [1e-4 * 3 * 0.1 / 0.1, 1e-4 * (3 * 0.1 + 3 * 1e-4) / 0.1], rel=1e-12)
     # --checkpoint-every 1: the running training loss after every step
     assert [s["epoch"] for s in reference.steps] == pytest.approx([1 / 3, 2 / 3, 1, 4 / 3, 5 / 3, 2])
     summary = reference.summary

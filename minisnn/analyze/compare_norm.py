@@ -59,7 +59,7 @@ def train_one(dataset, norm, run_dir, args):
         Training was stopped by a signal (its checkpoint is saved; rerun to resume).
     """
     config = train_config(dataset, norm, run_dir, args)
-    _, recipe = config.recipe()
+    _, recipe = config.resolve()
     summary_path = run_dir / "summary.json"
     if summary_path.is_file():
         summary = json.loads(summary_path.read_text())
