@@ -1,7 +1,7 @@
 """The engine against a plain per-time-step loop written from docs/design.md, with the REAL spike.
 
 Finite differences cannot check the engine with its true Heaviside spike (they only see the
-smooth stand-in). Here the engine runs exactly as in training (``smooth = False``) and its
+smooth stand-in). Here the engine runs exactly as in training (real spikes, no ``SmoothLIF``) and its
 logits, spikes, and the gradients of the input and of every parameter must equal those of an
 independent reference: a loop over time steps in plain NumPy that uses none of minisnn's
 kernels, with the BPTT written out by hand, time step by time step in reverse order:

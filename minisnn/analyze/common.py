@@ -60,13 +60,14 @@ def encode_eval(task, images, start, T, seed):
 
 def eval_mode(net, meta, bn_stats=None, batch_size=None):
     """Set how ``net``'s BNTT/BN layers normalise in evaluation (``--bn-stats``; None: as in
-    training, ``evaluate.default_bn_stats``) and return the evaluation batch size: ``batch_size``
-    if given, else 200 with fixed statistics and the training batch size with batch statistics
-    (as ``python -m minisnn.evaluate``)."""
-    net.set_eval_stats(bn_stats or default_bn_stats(net, meta["config"]))
+    training, ``evaluate.default_bn_stats``). Returns (batch size, the statistics used): the
+    batch size is ``batch_size`` if given, else 200 with fixed statistics and the training batch
+    size with batch statistics (as ``python -m minisnn.evaluate``)."""
+    bn_stats = bn_stats or default_bn_stats(net, meta["config"])
+    net.set_eval_stats(bn_stats)
     if batch_size is None:
         batch_size = meta["config"].get("batch_size", 200) if bn_stats == "batch" else 200
-    return batch_size
+    return batch_size, bn_stats
 
 
 def n_batches(n, batch_size):

@@ -254,11 +254,11 @@ def run(args):
     if args.tolerance < 0:
         raise ValueError("--tolerance must be non-negative")
     mean_gamma(net)    # fail early, before loading data, when there is no BNTT
-    batch_size = common.eval_mode(net, meta, args.bn_stats, args.batch_size)
+    batch_size, bn_stats = common.eval_mode(net, meta, args.bn_stats, args.batch_size)
     images, labels = common.load_test(task, args.data_dir, args.subset)
     result = analyse(net, meta, task, images, labels, batch_size, thresholds, args.threshold,
                      args.tolerance, progress=True)
-    result.update(checkpoint=str(args.checkpoint), bn_stats=args.bn_stats, batch_size=batch_size)
+    result.update(checkpoint=str(args.checkpoint), bn_stats=bn_stats, batch_size=batch_size)
     out = common.out_dir(args.out, args.checkpoint)
     plot(result, out / "early_exit.png", f"{task.name}: early exit from BNTT γ ({len(images)} test samples)")
     common.save_json(out / "early_exit.json", result)

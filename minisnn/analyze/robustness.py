@@ -165,9 +165,9 @@ def run(args):
         if task.name not in cache:
             cache[task.name] = common.load_test(task, args.data_dir, args.subset)
         images, labels = cache[task.name]
-        batch_size = common.eval_mode(net, meta, args.bn_stats, args.batch_size)
+        batch_size, bn_stats = common.eval_mode(net, meta, args.bn_stats, args.batch_size)
         r = analyse(net, meta, task, images, labels, batch_size, sigmas, epsilons, progress=True)
-        r.update(checkpoint=str(path), norm=meta["config"].get("norm"), dataset=task.name, bn_stats=args.bn_stats,
+        r.update(checkpoint=str(path), norm=meta["config"].get("norm"), dataset=task.name, bn_stats=bn_stats,
                  batch_size=batch_size)
         results.append(r)
     for r, label in zip(results, common.labels([(r["norm"], r["checkpoint"]) for r in results])):

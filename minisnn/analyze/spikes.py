@@ -37,7 +37,7 @@ def from_checkpoint(path, data_dir, subset, batch_size=None, bn_stats=None, prog
         The summary, with ``checkpoint``, ``dataset``, ``norm`` and the raw ``activity``.
     """
     net, meta, task = common.load(path)
-    batch_size = common.eval_mode(net, meta, bn_stats, batch_size)
+    batch_size, bn_stats = common.eval_mode(net, meta, bn_stats, batch_size)
     images, labels = common.load_test(task, data_dir, subset)
     activity = record_activity(net, common.batches(task, images, labels, meta, batch_size), progress,
                                common.n_batches(len(images), batch_size), desc=Path(path).parent.name or "spikes")
@@ -81,10 +81,10 @@ def record(net, meta, task, args):
         from ..record import record_run
     except ImportError:
         raise ValueError("--record needs minisnn.record, which this installation lacks") from None
-    batch_size = common.eval_mode(net, meta, args.bn_stats, args.batch_size)
+    batch_size, bn_stats = common.eval_mode(net, meta, args.bn_stats, args.batch_size)
     images, labels = common.load_test(task, args.data_dir, args.subset)
     record_run(net, common.batches(task, images, labels, meta, batch_size), args.record,
-               meta={"dataset": task.name, "checkpoint": str(args.checkpoint), "bn_stats": args.bn_stats})
+               meta={"dataset": task.name, "checkpoint": str(args.checkpoint), "bn_stats": bn_stats})
 
 
 def plot(summaries, path, title=""):
