@@ -23,6 +23,7 @@ from minisnn import encoding, models
 from minisnn.checkpoint import CheckpointError, load_network, save_checkpoint
 from minisnn.data import mnist
 from minisnn.data.errors import DataError
+from minisnn.evaluate import evaluate
 from minisnn.optim import SGD
 from minisnn.training import train_step
 
@@ -112,13 +113,8 @@ def train_steps(net, images, labels, steps, batch_size, encode, lr=0.1, momentum
 
 
 def accuracy(net, batches):
-    """Test accuracy in evaluation mode (running normalisation statistics)."""
-    correct = seen = 0
-    for x, y in batches:
-        correct += int((net.forward(x, train=False).argmax(1) == y).sum())
-        seen += len(y)
-        net.clear()
-    return correct / seen
+    """Test accuracy in evaluation mode (running normalisation statistics): ``minisnn.evaluate``."""
+    return evaluate(net, batches)[1]
 
 
 MNIST_FULL = dict(T=25, hidden=400, steps=300, batch_size=64, train_samples=20000)
