@@ -3,18 +3,23 @@ import numpy as np
 
 
 class SGD:
-    """buf ← μ·buf + (g + wd·w);   w ← w − lr·buf   (buf starts at zero, so buf₁ = g₁ + wd·w)."""
+    """buf ← μ·buf + (g + wd·w);   w ← w − lr·buf   (buf starts at zero, so buf₁ = g₁ + wd·w).
 
-    def __init__(self, params, lr, momentum=0.9, weight_decay=0.0):
+    ``no_decay``: parameters that get wd = 0 (e.g. BNTT's γ, to tell a γ that weight decay pulls
+    down from one that learns to fall)."""
+
+    def __init__(self, params, lr, momentum=0.9, weight_decay=0.0, no_decay=()):
         if lr <= 0 or momentum < 0 or weight_decay < 0:
             raise ValueError(f"need lr > 0, momentum >= 0, weight_decay >= 0; got {lr}, {momentum}, {weight_decay}")
         self.params = list(params)
         self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
+        exempt = {id(p) for p in no_decay}
+        self.decays = [self.weight_decay if id(p) not in exempt else 0.0 for p in self.params]
         self.buffers = [np.zeros_like(p.data) for p in self.params]
 
     def step(self):
-        for p, buf in zip(self.params, self.buffers):
-            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
+        for p, buf, wd in zip(self.params, self.buffers, self.decays):
+            g = p.grad + wd * p.data if wd else p.grad
             buf *= self.momentum
             buf += g
             p.data -= self.lr * buf

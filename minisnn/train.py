@@ -51,6 +51,8 @@ def parse_args(argv=None):
                    help="before each evaluation, calibrate BN statistics on N training batches with the current "
                         "weights and evaluate with them (0: evaluate with the running averages, the paper's "
                         "protocol); the running averages are kept either way (minisnn/calibrate.py)")
+    p.add_argument("--no-gamma-decay", dest="gamma_decay", action="store_false",
+                   help="exempt BNTT's γ from weight decay (the control for the paper's γ analyses)")
     return p.parse_args(argv)
 
 

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from .calibrate import calibrate_norm_stats
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .evaluate import evaluate, test_batches
+from .layers import BNTT
 from .losses import cross_entropy
 from .optim import SGD, step_schedule
 from .plots import plot_learning_curve
@@ -98,6 +99,7 @@ class TrainConfig:
     seed: int = 0
     subset: int = None               # train on N training samples, test on N test samples
     bn_calibration: int = 20         # training batches for the calibrated statistics (0: none)
+    gamma_decay: bool = True         # weight decay on BNTT's γ too (False: the weight-decay control)
     # where and how, not what: not part of the recipe
     data_dir: str = None
     out: str = None                  # default runs/DATASET
@@ -117,7 +119,7 @@ class TrainConfig:
         cfg.update({k: getattr(self, k) for k in RECIPE_KEYS if getattr(self, k) is not None})
         cfg.update(dataset=task.name, recipe=self.recipe, threshold=self.threshold, norm=self.norm, surrogate=self.surrogate,
                    seed=self.seed, subset=self.subset, milestones=self.milestones,
-                   bn_calibration=self.bn_calibration)
+                   bn_calibration=self.bn_calibration, gamma_decay=self.gamma_decay)
         milestones = self.milestones or []
         checks = [(cfg["epochs"] >= 1, "--epochs must be at least 1"),
                   (cfg["T"] >= 1, "--T must be at least 1"),
@@ -190,7 +192,8 @@ def train(config):
     ckpt_path = out / "checkpoint.npz"
     net = task.build(T=cfg["T"], norm=cfg["norm"], leak=cfg["leak"], threshold=cfg["threshold"],
                      surrogate=cfg["surrogate"], seed=cfg["seed"])
-    opt = SGD(net.parameters(), cfg["lr"], cfg["momentum"], cfg["weight_decay"])
+    no_decay = [] if cfg["gamma_decay"] else [layer.gamma for layer in net.layers if isinstance(layer, BNTT)]
+    opt = SGD(net.parameters(), cfg["lr"], cfg["momentum"], cfg["weight_decay"], no_decay=no_decay)
     progress = {"epoch": 0, "step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0, "elapsed_s": 0.0, "lr_sum": 0.0}
     if config.resume:
         progress = resume(config, net, opt, cfg, out)
@@ -291,13 +294,23 @@ def calibrate(task, cfg, net, train_x, epoch, progress=True):
                                    disable=not progress))
 
 
+# Settings added since older checkpoints were written, with the value they had then.
+ADDED_KEYS = {"recipe": "code", "gamma_decay": True}
+
+
+def recipe_changes(saved, now):
+    """{key: (saved, now)} for every setting that differs, apart from those a resumed run may
+    change (``RESUMABLE_KEYS``)."""
+    saved = {k: v for k, v in {**ADDED_KEYS, **saved}.items() if k not in RESUMABLE_KEYS}
+    now = {k: v for k, v in now.items() if k not in RESUMABLE_KEYS}
+    return {k: (saved.get(k), now.get(k)) for k in set(saved) | set(now) if saved.get(k) != now.get(k)}
+
+
 def resume(config, net, opt, cfg, out):
     path = out / "checkpoint.npz" if config.resume == "auto" else Path(config.resume)
     meta, model_state, optim_state = load_checkpoint(path)
-    saved = {"recipe": "code", **{k: v for k, v in meta["config"].items() if k not in RESUMABLE_KEYS}}
-    now = {k: v for k, v in cfg.items() if k not in RESUMABLE_KEYS}
-    if saved != now:
-        diff = {k: (saved.get(k), now.get(k)) for k in set(saved) | set(now) if saved.get(k) != now.get(k)}
+    diff = recipe_changes(meta["config"], cfg)
+    if diff:
         raise CheckpointError(f"checkpoint {path} was trained with other settings (saved, now): {diff}")
     try:
         net.load_state_dict(model_state)

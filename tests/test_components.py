@@ -147,6 +147,19 @@ def test_sgd_two_steps_with_momentum_and_weight_decay():
     np.testing.assert_allclose(p.data, [0.969 + 0.021131, -1.988 - 0.027212, 0.2995 - 0.2807495], rtol=1e-12)
 
 
+def test_sgd_exempts_the_no_decay_parameters_from_weight_decay_only():
+    """A parameter without gradient keeps its value when exempt, and otherwise decays as
+    w_n = w_0·(1 − lr·wd·Σ_k μ^k …): here one step, w₁ = w₀·(1 − lr·wd); gradients still apply."""
+    decayed, exempt = Parameter(np.full(3, 2.0)), Parameter(np.full(3, 2.0))
+    opt = optim.SGD([decayed, exempt], lr=0.5, momentum=0.9, weight_decay=0.1, no_decay=[exempt])
+    opt.step()
+    np.testing.assert_allclose(decayed.data, 2.0 * (1 - 0.5 * 0.1), rtol=1e-15)
+    np.testing.assert_array_equal(exempt.data, 2.0)
+    exempt.grad[...] = 1.0
+    opt.step()
+    np.testing.assert_allclose(exempt.data, 2.0 - 0.5 * 1.0, rtol=1e-15)
+
+
 def test_sgd_without_momentum_or_decay_is_plain_gradient_descent():
     """μ = 0, wd = 0: w ← w − lr·g at every step, with no memory of earlier gradients."""
     p = Parameter(np.array([1.0, 2.0]))

@@ -460,6 +460,19 @@ def test_train_rejects_bad_input_with_one_line(case, reference, tiny_mnist, tmp_
         assert line.startswith("error: ") and expected.fullmatch(line[len("error: "):]), line
 
 
+def test_no_gamma_decay_is_recorded_changes_gamma_and_blocks_a_mixed_resume(reference, tiny_mnist, tmp_path):
+    """The weight-decay control (--no-gamma-decay; SGD's exemption itself is tested in
+    test_components): recorded in the config, it changes the trained γ, and a resume may not mix it."""
+    out = tmp_path / "out"
+    rc, _, err = cli(train.main, *train_args(tiny_mnist, out, "--no-gamma-decay"))
+    assert rc == 0, err
+    meta, model, _ = load_checkpoint(out / "checkpoint.npz")
+    assert meta["config"]["gamma_decay"] is False and reference.meta["config"]["gamma_decay"] is True
+    assert not np.array_equal(model["1.gamma"], reference.model["1.gamma"])
+    rc, _, err = cli(train.main, *train_args(tiny_mnist, out, "--resume", "--epochs", "3"))
+    assert rc == 2 and "'gamma_decay': (False, True)" in err
+
+
 def test_resume_reports_every_changed_setting(reference, tiny_mnist, tmp_path):
     ckpt = reference.out / "checkpoint.npz"
     rc, _, err = cli(train.main, *train_args(tiny_mnist, tmp_path / "out", "--resume", ckpt, "--T", "4",

@@ -63,8 +63,7 @@ def train_one(dataset, norm, run_dir, args):
     summary_path = run_dir / "summary.json"
     if summary_path.is_file():
         summary = json.loads(summary_path.read_text())
-        saved = {k: v for k, v in summary.get("config", {}).items() if k != "bn_calibration"}
-        if saved == {k: v for k, v in json.loads(json.dumps(recipe)).items() if k != "bn_calibration"}:
+        if not training.recipe_changes(summary.get("config", {}), json.loads(json.dumps(recipe))):
             return summary, None
         raise ValueError(f"{run_dir} holds a run with other settings; choose another --out")
     if (run_dir / "checkpoint.npz").is_file():
