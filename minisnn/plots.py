@@ -27,8 +27,16 @@ def plot_learning_curve(metrics_path, steps_path, out_path, title=""):
         e = [r["epoch"] for r in epochs]
         ax_loss.plot(e, [r["test_loss"] for r in epochs], "o-", label="test")
         ax_acc.plot(e, [100 * r["train_acc"] for r in epochs], "o-", label="train")
-        ax_acc.plot(e, [100 * r["test_acc"] for r in epochs], "o-", label="test")
-        best = max(epochs, key=lambda r: r["test_acc"])
+        n_full = max(r.get("test_samples", 0) for r in epochs)
+        full = [r for r in epochs if r.get("test_samples", n_full) == n_full]
+        part = [r for r in epochs if r not in full]
+        ax_acc.plot(e, [100 * r["test_acc"] for r in epochs], "-", color="C1")
+        ax_acc.plot([r["epoch"] for r in full], [100 * r["test_acc"] for r in full], "o", color="C1",
+                    label="test" + (f" ({n_full} samples)" if part else ""))
+        if part:   # --eval-samples: a fixed subset between full evaluations
+            ax_acc.plot([r["epoch"] for r in part], [100 * r["test_acc"] for r in part], "o", color="C1", mfc="none",
+                        label=f"test, first {part[0]['test_samples']} samples")
+        best = max(full, key=lambda r: r["test_acc"])
         ax_acc.annotate(f"{100 * best['test_acc']:.2f} %", (best["epoch"], 100 * best["test_acc"]),
                         textcoords="offset points", xytext=(0, 8), ha="center")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")

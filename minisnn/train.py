@@ -47,6 +47,13 @@ def parse_args(argv=None):
                    help="continue from CHECKPOINT (default: OUT/checkpoint.npz)")
     p.add_argument("--checkpoint-every", type=int, default=50, help="also checkpoint every N steps")
     p.add_argument("--eval-batch-size", type=int, default=256)
+    p.add_argument("--eval-samples", type=int, metavar="N",
+                   help="between epochs, evaluate on the first N test samples only; the last epoch (and every "
+                        "--full-eval-every K) uses the whole test set; metrics.jsonl says how many (test_samples)")
+    p.add_argument("--full-eval-every", type=int, default=0, metavar="K",
+                   help="with --eval-samples, also evaluate on the whole test set every K epochs")
+    p.add_argument("--batch-stats-eval", action="store_true",
+                   help="also evaluate with each test batch's own normalisation statistics (transductive)")
     p.add_argument("--bn-calibration", type=int, default=20, metavar="N",
                    help="before each evaluation, calibrate BN statistics on N training batches with the current "
                         "weights and evaluate with them (0: evaluate with the running averages, the paper's "

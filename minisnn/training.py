@@ -6,7 +6,7 @@ trainings, the tutorials, the benchmarks). ``train(TrainConfig(...))`` is the lo
     for epoch:  lr ← schedule(epoch);  order ← permutation(seed, epoch)
         for step:  x ← encode(batch, rng(seed, epoch, step));  train_step(net, opt, x, labels)
                    every checkpoint_every steps (and on a stop signal): save
-        calibrate the normalisation statistics;  evaluate on the test split;  log;  save
+        calibrate the normalisation statistics;  evaluate (a fixed test subset, or all of it);  log;  save
 
 and writes to ``out``: ``checkpoint.npz`` (every ``checkpoint_every`` steps and every epoch,
 atomically), ``metrics.jsonl`` (one line per epoch), ``steps.jsonl`` (running training loss),
@@ -106,6 +106,9 @@ class TrainConfig:
     resume: str = None               # a checkpoint path, or "auto" for OUT/checkpoint.npz
     checkpoint_every: int = 50
     eval_batch_size: int = 256
+    eval_samples: int = None         # between epochs, test on the first N test samples only (None: all)
+    full_eval_every: int = 0         # ... except every K epochs (0: only after the last one)
+    batch_stats_eval: bool = False   # also evaluate with each test batch's own statistics
     record: str = None               # after training, record the test set for hwmodel (run.npz)
     command: str = None              # the command line, for summary.json
     progress: bool = True
@@ -132,6 +135,8 @@ class TrainConfig:
                   (self.subset is None or self.subset >= 1, "--subset must be at least 1"),
                   (self.checkpoint_every >= 1, "--checkpoint-every must be at least 1"),
                   (self.bn_calibration >= 0, "--bn-calibration must be non-negative"),
+                  (self.eval_samples is None or self.eval_samples >= 1, "--eval-samples must be at least 1"),
+                  (self.full_eval_every >= 0, "--full-eval-every must be non-negative"),
                   (all(m >= 1 for m in milestones) and milestones == sorted(set(milestones)),
                    "--milestones must be increasing epoch counts of at least 1")]
         for ok, message in checks:
@@ -211,10 +216,18 @@ def train(config):
         last = f"the last good checkpoint is {ckpt_path}" if ckpt_path.exists() else "no checkpoint was saved"
         return TrainingDiverged(f"{what} at epoch {epoch + 1}, step {step + 1}; {last} (try a lower --lr)")
 
-    def test(desc, batch_size, stats):
-        batches = test_batches(task, test_x, test_y, cfg["T"], batch_size, cfg["seed"])
-        return evaluate(net, batches, progress=config.progress, total=-(-len(test_x) // batch_size), desc=desc,
+    def test(desc, batch_size, stats, n):
+        """Loss and accuracy on the first n test samples (image i always encoded the same way)."""
+        batches = test_batches(task, test_x[:n], test_y[:n], cfg["T"], batch_size, cfg["seed"])
+        return evaluate(net, batches, progress=config.progress, total=-(-n // batch_size), desc=desc,
                         bn_stats=stats)
+
+    def test_samples(epoch):
+        """The whole test set after the last epoch, every ``full_eval_every`` epochs and without
+        ``eval_samples``; otherwise its first ``eval_samples`` (a fixed subset, cheaper)."""
+        every = config.full_eval_every
+        full = not config.eval_samples or epoch + 1 == cfg["epochs"] or (every and (epoch + 1) % every == 0)
+        return len(test_x) if full else min(config.eval_samples, len(test_x))
 
     print(f"training {task.name}: {len(train_x)} samples, {steps_per_epoch} steps/epoch, "
           f"{cfg['epochs']} epochs, T={cfg['T']}, norm={cfg['norm']}, out={out}", file=sys.stderr)
@@ -256,20 +269,21 @@ def train(config):
             bar.close()
             if bn_stats == "calibrated":
                 calibrate(task, cfg, net, train_x, epoch, config.progress)
-            test_loss, test_acc = test("test", config.eval_batch_size, bn_stats)
+            n = test_samples(epoch)
+            test_loss, test_acc = test("test", config.eval_batch_size, bn_stats, n)
             record = {"epoch": epoch + 1, "lr": opt.lr, "train_loss": progress["loss_sum"] / progress["seen"],
                       "train_acc": progress["correct"] / progress["seen"], "test_loss": test_loss,
-                      "test_acc": test_acc, "bn_stats": bn_stats, "kappa": kappa(cfg, progress),
+                      "test_acc": test_acc, "test_samples": n, "bn_stats": bn_stats, "kappa": kappa(cfg, progress),
                       "elapsed_s": time.time() - started}
-            if net.norm_layers():   # also as in training: test batches of the training size
+            if config.batch_stats_eval and net.norm_layers():   # as in training: batches of the training size
                 record["test_loss_batch_stats"], record["test_acc_batch_stats"] = test(
-                    "test (batch stats)", cfg["batch_size"], "batch")
+                    "test (batch stats)", cfg["batch_size"], "batch", n)
             metrics.write(json.dumps(record) + "\n")
             metrics.flush()
             print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f} | "
                   f"test loss {test_loss:.4f} acc {test_acc:.4f}" + (
                       f" | batch-stats test acc {record['test_acc_batch_stats']:.4f}"
-                      if "test_acc_batch_stats" in record else ""), file=sys.stderr)
+                      if "test_acc_batch_stats" in record else "") + f" ({n} test samples)", file=sys.stderr)
             progress.update(epoch=epoch + 1, step=0, loss_sum=0.0, correct=0, seen=0)
             save()
     return finish(config, task, cfg, net, out, (test_x, test_y), time.time() - started, bn_stats)
@@ -324,8 +338,9 @@ def resume(config, net, opt, cfg, out):
 
 def finish(config, task, cfg, net, out, test, wall_time, bn_stats):
     lines = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    full = [r for r in lines if r.get("test_samples", len(test[0])) == len(test[0])]   # older lines: full
     summary = {"dataset": task.name, "test_accuracy": lines[-1]["test_acc"],
-               "best_test_accuracy": max(r["test_acc"] for r in lines), "epochs": cfg["epochs"],
+               "best_test_accuracy": max(r["test_acc"] for r in full), "epochs": cfg["epochs"],
                "wall_time_s": wall_time, "test_samples": len(test[0]), "bn_stats": bn_stats,
                "checkpoint": str(out / "checkpoint.npz"), "command": config.command, "config": cfg}
     plot_learning_curve(out / "metrics.jsonl", out / "steps.jsonl", out / "learning_curve.png",

@@ -26,7 +26,8 @@ from minisnn.checkpoint import load_checkpoint
 from minisnn.data import mnist
 
 STEPS_PER_EPOCH = 3          # 30 training samples, --batch-size 10
-RUN = ["--T", "3", "--epochs", "2", "--batch-size", "10", "--checkpoint-every", "1", "--eval-batch-size", "8"]
+RUN = ["--T", "3", "--epochs", "2", "--batch-size", "10", "--checkpoint-every", "1", "--eval-batch-size", "8",
+       "--batch-stats-eval"]
 OUTPUTS = {"checkpoint.npz", "metrics.jsonl", "steps.jsonl", "summary.json", "learning_curve.png"}
 
 pytestmark = pytest.mark.usefixtures("isolated_home")
@@ -121,8 +122,8 @@ def test_run_writes_its_outputs_and_reports_test_accuracy_every_epoch(reference)
     assert [r["lr"] for r in reference.metrics] == pytest.approx([0.1, 0.1 * 0.1 ** 3])  # schedule for 2 epochs
     for r in reference.metrics:
         assert set(r) == {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "elapsed_s", "bn_stats",
-                          "kappa", "test_loss_batch_stats", "test_acc_batch_stats"}    # BNTT: both kinds of statistics
-        assert r["bn_stats"] == "calibrated"
+                          "kappa", "test_samples", "test_loss_batch_stats", "test_acc_batch_stats"}
+        assert r["bn_stats"] == "calibrated" and r["test_samples"] == 20
         assert r["test_acc"] * 20 == pytest.approx(round(r["test_acc"] * 20))          # k of 20 test images
         assert np.isfinite(r["test_loss"]) and r["test_loss"] > 0
         assert (f"epoch {r['epoch']}: train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f} | "
@@ -143,6 +144,24 @@ def test_run_writes_its_outputs_and_reports_test_accuracy_every_epoch(reference)
     assert f"done: test accuracy {100 * summary['test_accuracy']:.2f} % ({out / 'summary.json'})" in reference.err
     assert reference.meta["progress"]["epoch"] == 2 and reference.meta["progress"]["step"] == 0
     assert reference.meta["spec"]["model"] == "mnist_fc" and reference.meta["spec"]["T"] == 3
+
+
+def test_cheaper_evaluation_between_epochs_and_the_whole_test_set_at_the_end(reference, tiny_mnist, tmp_path):
+    """--eval-samples N tests the first N digits between epochs, all of them after the last one;
+    every line says how many; the batch-statistics evaluation runs only when asked; the weights
+    are those of the reference run (evaluation draws nothing from training's generators)."""
+    out = tmp_path / "out"
+    argv = [a for a in train_args(tiny_mnist, out, "--eval-samples", "8") if a != "--batch-stats-eval"]
+    rc, _, err = cli(train.main, *argv)
+    assert rc == 0, err
+    run = load_run(out)
+    assert [r["test_samples"] for r in run.metrics] == [8, 20]
+    assert not any("test_acc_batch_stats" in r for r in run.metrics)
+    assert run.metrics[-1]["test_acc"] == reference.metrics[-1]["test_acc"] == run.summary["test_accuracy"]
+    assert run.metrics[0]["test_acc"] * 8 == pytest.approx(round(run.metrics[0]["test_acc"] * 8))
+    for key in reference.model:
+        assert np.array_equal(run.model[key], reference.model[key]), key
+    assert "(8 test samples)" in err and "(20 test samples)" in err
 
 
 def test_same_seed_gives_the_same_weights(reference, tiny_mnist, tmp_path):
