@@ -21,14 +21,14 @@ import numpy as np
 def calibrate_norm_stats(net, batches):
     """Set ``calibrated_mean`` / ``calibrated_var`` of every normalisation layer of ``net`` to
     their exact average over ``batches`` (encoded inputs ``[T, B, ...]``)."""
-    norms = {i: layer for i, layer in enumerate(net.layers) if hasattr(layer, "batch_statistics")}
-    sums = {i: [np.zeros(layer.running_mean.shape), np.zeros(layer.running_var.shape)] for i, layer in norms.items()}
+    norms = net.norm_layers()         # inside residual blocks too
+    sums = {id(layer): [np.zeros(layer.running_mean.shape), np.zeros(layer.running_var.shape)] for layer in norms}
 
     def accumulate(i, layer, x, _):
-        if i in norms:
+        if id(layer) in sums:
             mean, var = layer.batch_statistics(x)
-            sums[i][0][:len(mean)] += mean
-            sums[i][1][:len(var)] += var
+            sums[id(layer)][0][:len(mean)] += mean
+            sums[id(layer)][1][:len(var)] += var
 
     count = 0
     net.set_eval_stats("batch")
@@ -41,6 +41,6 @@ def calibrate_norm_stats(net, batches):
         net.set_eval_stats("running")
     if not count:
         raise ValueError("calibration needs at least one batch")
-    for i, layer in norms.items():
-        layer.calibrated_mean[...] = sums[i][0] / count
-        layer.calibrated_var[...] = sums[i][1] / count
+    for layer in norms:
+        layer.calibrated_mean[...] = sums[id(layer)][0] / count
+        layer.calibrated_var[...] = sums[id(layer)][1] / count

@@ -85,17 +85,19 @@ class SmoothLIF(LIF):
 
 
 def smooth_network(net, x=None):
-    """A copy of ``net`` sharing its layers and parameters, with every LIF replaced by a
-    ``SmoothLIF``. With ``x``, detached resets are frozen at their values for input ``x`` (run once
-    here, in training mode), so the function finite differences see is exactly the one whose
-    gradient the detached backward computes."""
-    smooth = Sequential(*[SmoothLIF(layer) if isinstance(layer, LIF) else layer for layer in net.layers],
-                        spec=net.spec)
+    """A copy of ``net`` sharing its layers and parameters, with every LIF (inside residual blocks
+    too) replaced by a ``SmoothLIF``. With ``x``, detached resets are frozen at their values for
+    input ``x`` (run once here, in training mode), so the function finite differences see is
+    exactly the one whose gradient the detached backward computes."""
+    smooth = Sequential(*[layer.with_layers(lambda l: SmoothLIF(l) if isinstance(l, LIF) else l)
+                          for layer in net.layers], spec=net.spec)
     if x is not None:
-        spikes = smooth.outputs(x, LIF, train=True)[1]
-        for i, layer in enumerate(smooth.layers):
-            if isinstance(layer, LIF) and layer.detach_reset:
-                layer.frozen_reset = spikes[i]
+        spikes = {}
+        smooth.forward(x, train=True, observe=lambda i, layer, _, y: spikes.__setitem__(id(layer), y.copy())
+                       if isinstance(layer, LIF) else None)
+        for layer in smooth.lif_layers():
+            if layer.detach_reset:
+                layer.frozen_reset = spikes[id(layer)]
         smooth.clear()
     return smooth
 

@@ -187,4 +187,91 @@ def mnist_vgg(T=25, num_classes=10, in_channels=1, input_size=28, norm="bntt", l
                     surrogate, reset, detach_reset, dtype, seed, spec=_spec("mnist_vgg", **args))
 
 
-BUILDERS.update(vgg9=vgg9, vgg11=vgg11, mnist_conv=mnist_conv, mnist_vgg=mnist_vgg)
+def _resnet_parts(T, norm, leak, threshold, surrogate, reset, detach_reset, dtype, rng):
+    """The factories every ResNet builder uses: LIF neurons and conv → norm."""
+    def lif():
+        return LIF(leak=leak, threshold=threshold, reset=reset, detach_reset=detach_reset, surrogate=surrogate)
+
+    def conv_norm(cin, cout, k, stride):
+        nl = norm_layer(norm, T, cout, dtype)
+        return [Conv2d(cin, cout, k, stride, k // 2, rng=rng, dtype=dtype)] + ([nl] if nl is not None else [])
+
+    return lif, conv_norm
+
+
+def resnet(depth=14, T=10, num_classes=10, in_channels=1, input_size=28, widths=(16, 32, 64), norm="bntt",
+           leak=0.95, threshold=1.0, surrogate="triangle", reset="soft", detach_reset=True, sew=False,
+           plain=False, dtype=np.float32, seed=0):
+    """The CIFAR ResNet family (He et al. 2016, §4.2) as a spiking network: depth = 6n + 2.
+
+        conv3×3(16) → norm → LIF,  3 stages × n blocks of widths 16, 32, 64 (stride 2 where a
+        stage starts, after the first),  global average pool → Flatten → Readout
+
+    Each block is conv3×3 → norm → LIF → conv3×3 → norm, plus the shortcut (identity, or
+    conv1×1/stride → norm where the shape changes), into the block's LIF (``residual.Residual``;
+    ``sew``: spikes added after it). ``plain``: the same layers, one after the other, without
+    shortcuts (the control). ResNet-8 (n = 1), -14 (n = 2), -20 (n = 3), …
+    """
+    from .residual import Residual
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"a CIFAR ResNet has depth 6n + 2 ≥ 8, got {depth}")
+    if T < 1:
+        raise ValueError(f"T must be at least 1, got {T}")
+    args = dict(depth=depth, T=T, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+                widths=[int(w) for w in widths], norm=norm, leak=leak, threshold=threshold, surrogate=surrogate,
+                reset=reset, detach_reset=detach_reset, sew=sew, plain=plain, dtype=dtype, seed=seed)
+    dtype, rng = np.dtype(dtype), np.random.default_rng(seed)
+    lif, conv_norm = _resnet_parts(T, norm, leak, threshold, surrogate, reset, detach_reset, dtype, rng)
+    layers, channels, size = conv_norm(in_channels, widths[0], 3, 1) + [lif()], widths[0], input_size
+    for stage, width in enumerate(widths):
+        for block in range((depth - 2) // 6):
+            stride = 2 if stage > 0 and block == 0 else 1
+            main = conv_norm(channels, width, 3, stride) + [lif()] + conv_norm(width, width, 3, 1)
+            if plain:
+                layers += main + [lif()]
+            else:
+                shortcut = conv_norm(channels, width, 1, stride) if (stride != 1 or channels != width) else []
+                layers.append(Residual(main, shortcut, lif(), sew=sew))
+            channels, size = width, -(-size // stride)
+    layers += [AvgPool2d(size), Flatten(), Readout(channels, num_classes, rng=rng, dtype=dtype)]
+    return Sequential(*layers, spec=_spec("resnet", **args))
+
+
+def resnet50(T=10, num_classes=100, in_channels=3, input_size=32, widths=(64, 128, 256, 512), blocks=(3, 4, 6, 3),
+             norm="bntt", leak=0.95, threshold=1.0, surrogate="triangle", reset="soft", detach_reset=True,
+             sew=False, dtype=np.float32, seed=0):
+    """ResNet-50 (He et al. 2016, Table 1) as a spiking network, the network of Ledinauskas et al.
+    2020: bottleneck blocks (conv1×1 → norm → LIF → conv3×3/stride → norm → LIF → conv1×1 (4×
+    width) → norm, + shortcut, → LIF), 3, 4, 6, 3 of them at widths 64, 128, 256, 512, global
+    average pool, readout. The stem is conv3×3(64) for inputs up to 32 px (the CIFAR variant)
+    and conv7×7/2 → norm → LIF → average pool 3×3/2 above (max pooling replaced by average
+    pooling, which minisnn has, on the spikes)."""
+    from .residual import Residual
+    if T < 1:
+        raise ValueError(f"T must be at least 1, got {T}")
+    args = dict(T=T, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+                widths=[int(w) for w in widths], blocks=[int(b) for b in blocks], norm=norm, leak=leak,
+                threshold=threshold, surrogate=surrogate, reset=reset, detach_reset=detach_reset, sew=sew,
+                dtype=dtype, seed=seed)
+    dtype, rng = np.dtype(dtype), np.random.default_rng(seed)
+    lif, conv_norm = _resnet_parts(T, norm, leak, threshold, surrogate, reset, detach_reset, dtype, rng)
+    if input_size <= 32:
+        layers, size = conv_norm(in_channels, widths[0], 3, 1) + [lif()], input_size
+    else:
+        layers = conv_norm(in_channels, widths[0], 7, 2) + [lif(), AvgPool2d(3, 2)]
+        size = (-(-input_size // 2) - 3) // 2 + 1
+    channels = widths[0]
+    for stage, (width, n) in enumerate(zip(widths, blocks)):
+        for block in range(n):
+            stride = 2 if stage > 0 and block == 0 else 1
+            out = 4 * width
+            main = (conv_norm(channels, width, 1, 1) + [lif()] + conv_norm(width, width, 3, stride) + [lif()]
+                    + conv_norm(width, out, 1, 1))
+            shortcut = conv_norm(channels, out, 1, stride) if (stride != 1 or channels != out) else []
+            layers.append(Residual(main, shortcut, lif(), sew=sew))
+            channels, size = out, -(-size // stride)
+    layers += [AvgPool2d(size), Flatten(), Readout(channels, num_classes, rng=rng, dtype=dtype)]
+    return Sequential(*layers, spec=_spec("resnet50", **args))
+
+
+BUILDERS.update(vgg9=vgg9, vgg11=vgg11, mnist_conv=mnist_conv, mnist_vgg=mnist_vgg, resnet=resnet, resnet50=resnet50)

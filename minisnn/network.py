@@ -7,6 +7,11 @@ from .layers.norm import EVAL_STATS
 from .workspace import Workspace
 
 
+def _inside(observe, i):
+    """The observer of block i's insides: their paths prefixed with i."""
+    return lambda path, layer, x, y: observe((i, *path), layer, x, y)
+
+
 class Sequential:
     """A feed-forward SNN. ``forward(x[T, B, ...]) -> logits [B, classes]``;
     ``backward(dlogits) -> dx [T, B, ...]`` fills every parameter's ``.grad``.
@@ -22,7 +27,9 @@ class Sequential:
     ``observe(i, layer, x, y)``, given to ``forward``, is called after layer i maps x to y; given
     to ``backward``, after layer i maps ∂L/∂y (as x) to ∂L/∂x (as y). It is the one way to look
     inside a pass (recording, activity, calibration, gradient profiles): arrays it receives may
-    live in the workspace, so it copies what it keeps (``outputs`` does).
+    live in the workspace, so it copies what it keeps (``outputs`` does). The layers inside a
+    block (``residual.Residual``) are observed too, before the block itself, with a path for i:
+    ``(i, "main", j)``, ``(i, "shortcut", j)``, ``(i, "neuron")``.
     """
 
     def __init__(self, *layers, spec=None, pair=True):
@@ -37,6 +44,8 @@ class Sequential:
             if i in self._paired:    # BNTT of a pair: its output I lives in the workspace
                 self._current_dtype[i] = x.dtype
                 y = layer.forward(x, train=train, out=self.workspace.get(PAIR_CURRENT, x.shape, x.dtype))
+            elif observe is not None and layer.sublayers():   # a block: its insides are observed too
+                y = layer.forward(x, train=train, observe=_inside(observe, i))
             else:
                 y = layer.forward(x, train=train)
             if observe is not None:
@@ -51,6 +60,8 @@ class Sequential:
             layer = self.layers[i]
             if i - 1 in self._paired:   # LIF of a pair: ∂L/∂I into the workspace for its BNTT
                 dx = layer.backward(dy, out=self.workspace.get(PAIR_CURRENT, dy.shape, self._current_dtype[i - 1]))
+            elif observe is not None and layer.sublayers():
+                dx = layer.backward(dy, observe=_inside(observe, i))
             else:
                 dx = layer.backward(dy)
             if observe is not None:
@@ -102,11 +113,26 @@ class Sequential:
             layer.eval_stats = mode
 
     def norm_layers(self):
-        """The layers with batch statistics (BNTT, BatchNorm), in order."""
-        return [layer for layer in self.layers if hasattr(layer, "batch_statistics")]
+        """The layers with batch statistics (BNTT, BatchNorm), in order, inside blocks too."""
+        return [layer for layer in self.modules() if hasattr(layer, "batch_statistics")]
+
+    def modules(self):
+        """Every plain layer, in order, the insides of blocks in place of the blocks."""
+        found = []
+
+        def visit(layer):
+            inner = layer.sublayers()
+            for sub in inner:
+                visit(sub)
+            if not inner:
+                found.append(layer)
+
+        for layer in self.layers:
+            visit(layer)
+        return found
 
     def lif_layers(self):
-        return [layer for layer in self.layers if isinstance(layer, LIF)]
+        return [layer for layer in self.modules() if isinstance(layer, LIF)]
 
     def state_dict(self):
         """Name -> array copy, for parameters and buffers (running statistics)."""

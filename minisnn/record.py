@@ -149,6 +149,9 @@ def record_run(net, batches, path, meta=None):
         path, T, n_samples, accuracy (None without labels), layers (kinds), input_binary,
         sequential, spikes_per_sample, spike_rate (LIF spikes per neuron per step).
     """
+    if any(layer.sublayers() for layer in net.layers):
+        raise ValueError("record_run: the run format (v1) has no residual connections; "
+                         "this network's blocks cannot be recorded yet")
     rec = _Recorder()
     total = len(batches) if hasattr(batches, "__len__") else None
     for x, labels in tqdm(batches, desc="record", unit="batch", total=total, disable=None, leave=False):

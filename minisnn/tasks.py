@@ -106,6 +106,14 @@ TASKS = {
                       encode_backward=encoding.poisson_backward, pixel_stats=MNIST_PIXELS),
     # The paper's convolutional tasks (reference code: VGG9 at T = 25, VGG11 at T = 30, Poisson input,
     # random crop + flip). None of these datasets can be downloaded on the development machines.
+    # Ledinauskas et al. 2020's deep spiking ResNets on MNIST (T = 10, their setting), and the
+    # plain twin with the same layers and no shortcuts: models.resnet.
+    "mnist-resnet": Task("mnist-resnet", _load_mnist, _encode_poisson_image, partial(models.resnet, 14),
+                         dict(T=10, epochs=10, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.95),
+                         encode_backward=encoding.poisson_backward, pixel_stats=MNIST_PIXELS),
+    "mnist-plain": Task("mnist-plain", _load_mnist, _encode_poisson_image, partial(models.resnet, 14, plain=True),
+                        dict(T=10, epochs=10, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.95),
+                        encode_backward=encoding.poisson_backward, pixel_stats=MNIST_PIXELS),
     "cifar10": Task("cifar10", _raw(cifar.load_cifar10), _encode_rgb, models.vgg9,
                     dict(T=25, epochs=120, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.99),
                     augment=_crop_flip),

@@ -11,12 +11,15 @@ RAW = {   # a fake batch of 2 in each dataset's loaded format
     "mnist": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
     "mnist-conv": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
     "mnist-vgg": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
+    "mnist-resnet": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
+    "mnist-plain": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
     "cifar10": lambda r: r.integers(0, 256, (2, 3, 32, 32)).astype(np.uint8),
     "cifar100": lambda r: r.integers(0, 256, (2, 3, 32, 32)).astype(np.uint8),
     "tinyimagenet": lambda r: r.integers(0, 256, (2, 3, 64, 64)).astype(np.uint8),
     "dvscifar10": lambda r: r.integers(0, 4, (2, 20, 2, 64, 64)).astype(np.uint8),
 }
-INPUT = {"smnist": (1,), "mnist": (784,), "mnist-conv": (1, 28, 28), "mnist-vgg": (1, 28, 28), "cifar10": (3, 32, 32),
+INPUT = {"smnist": (1,), "mnist": (784,), "mnist-conv": (1, 28, 28), "mnist-vgg": (1, 28, 28),
+         "mnist-resnet": (1, 28, 28), "mnist-plain": (1, 28, 28), "cifar10": (3, 32, 32),
          "cifar100": (3, 32, 32), "tinyimagenet": (3, 64, 64), "dvscifar10": (2, 64, 64)}
 
 
@@ -37,7 +40,8 @@ def test_encoder_shape_and_values(name):
         assert set(np.unique(x)) <= {-1.0, 0.0, 1.0}
 
 
-@pytest.mark.parametrize("name", ["mnist", "mnist-conv", "mnist-vgg", "cifar10", "tinyimagenet", "dvscifar10"])
+@pytest.mark.parametrize("name", ["mnist", "mnist-conv", "mnist-vgg", "mnist-resnet", "mnist-plain", "cifar10",
+                                  "tinyimagenet", "dvscifar10"])
 def test_network_rebuilds_from_its_spec(name):
     task = get_task(name)
     net = task.build(T=2, norm="bntt", leak=0.9, threshold=1.0, surrogate="triangle", seed=3)

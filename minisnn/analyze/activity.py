@@ -81,7 +81,7 @@ def record_activity(net, batches, progress=False, total=None, desc="activity"):
         shape]``} (the run file's counts of each LIF output), ``ops`` {layer index: {"kind",
         "binary", "per_step": ``[T]`` per sample}}, ``neurons`` {layer index: n}.
     """
-    spike_counts, ops, binary, fan, neurons = {}, {}, {}, {}, {}
+    spike_counts, ops, binary, fan, neurons, kinds = {}, {}, {}, {}, {}, {}
     n_samples = correct = 0
     T = None
 
@@ -89,7 +89,7 @@ def record_activity(net, batches, progress=False, total=None, desc="activity"):
         if isinstance(layer, SYNAPTIC):
             per_sample = inp.shape[2:] if not isinstance(layer, Readout) else (int(np.prod(inp.shape[2:])),)
             if i not in fan:
-                fan[i] = fanout(layer, per_sample)
+                fan[i], kinds[i] = fanout(layer, per_sample), type(layer).__name__
                 ops[i] = np.zeros(T)
                 binary[i] = True
             nz = (inp != 0).reshape(T, inp.shape[1], -1).sum(axis=1)
@@ -110,7 +110,7 @@ def record_activity(net, batches, progress=False, total=None, desc="activity"):
         net.clear()
     if not n_samples:
         raise ValueError("no samples to analyse")
-    ops = {i: {"kind": type(net.layers[i]).__name__, "binary": binary[i], "per_step": v / n_samples}
+    ops = {i: {"kind": kinds[i], "binary": binary[i], "per_step": v / n_samples}
            for i, v in ops.items()}
     return {"T": T, "n_samples": n_samples, "correct": correct, "spike_counts": spike_counts,
             "ops": ops, "neurons": neurons}

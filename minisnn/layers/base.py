@@ -47,6 +47,15 @@ class Layer:
         """Non-trainable state saved with the model (e.g. running statistics)."""
         return self._buffers
 
+    def sublayers(self):
+        """The layers inside this one (a residual block's paths); none for a plain layer."""
+        return []
+
+    def with_layers(self, fn):
+        """This layer with every plain layer in it replaced by ``fn(layer)``: ``fn(self)`` here; a
+        block rebuilds itself around its mapped insides (``gradcheck.smooth_network`` uses it)."""
+        return fn(self)
+
     def clear(self):
         """Drop what forward kept for backward (frees memory after a step)."""
         for name in [k for k in vars(self) if k.startswith("_saved")]:
