@@ -133,3 +133,31 @@ def test_surrogate_sweep_cli_with_short_training(ckpt, tiny_mnist, tmp_path):
         assert set(s["training"]) >= {"test_accuracy", "trains"}
     assert (tmp_path / "sw" / "surrogate_sweep.png").exists()
     assert (tmp_path / "sw" / "surrogate_sweep_time.png").exists()
+
+
+# --- gradient flow through depth -------------------------------------------------------------------
+
+def test_first_to_last_labels_every_regime():
+    from minisnn.analyze.gradient_flow import first_to_last
+    assert first_to_last([1e-3, 1.0]) == (1e-3, "vanishing")
+    assert first_to_last([5.0, 1.0]) == (5.0, "stable")
+    assert first_to_last([1e3, 1.0])[1] == "exploding" and first_to_last([np.inf, 1.0])[1] == "exploding"
+    ratio, regime = first_to_last([0.0, 0.0])
+    assert np.isnan(ratio) and regime == "dead"
+
+
+def test_gradient_flow_cli_measures_every_network_and_setting(tiny_mnist, tmp_path):
+    rc, out, err = run("gradient-flow", "--data-dir", tiny_mnist, "--depths", "8", "--T", "2",
+                       "--train-batch-size", "4", "--widths", "1", "--heights", "0.3,1", "--norms", "bntt",
+                       "--resets", "detached", "--train-steps", "2", "--subset", "10", "--out", tmp_path)
+    assert rc == 0, err
+    result = json.loads((tmp_path / "gradient_flow.json").read_text())
+    assert [r["arch"] for r in result["runs"]] == ["resnet", "sew", "plain"]
+    for r in result["runs"]:
+        assert [(p["width"], p["height"]) for p in r["profiles"]] == [(1.0, 0.3), (1.0, 1.0)]
+        assert all(len(p["layer_norm"]) == 7 for p in r["profiles"])     # stem + 2 per block, 3 blocks
+        assert 0 <= r["training"]["test_accuracy"] <= 1
+    low = {r["arch"]: r["profiles"][0]["ratio"] for r in result["runs"]}
+    assert low["sew"] > low["resnet"] and low["sew"] > low["plain"]      # SEW's identity path keeps gradient
+    assert (tmp_path / "gradient_flow.png").is_file() and (tmp_path / "gradient_flow_grid.png").is_file()
+    assert "resnet-8" in out and "sew-8" in out

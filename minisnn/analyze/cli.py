@@ -11,7 +11,7 @@ from ..data import DataError
 from ..layers.norm import EVAL_STATS
 from ..tasks import TASKS
 from ..training import UsageError
-from . import compare_norm, early_exit, gamma, robustness, spikes, surrogate_sweep
+from . import compare_norm, early_exit, gamma, gradient_flow, robustness, spikes, surrogate_sweep
 
 SUBCOMMANDS = {
     "early-exit": (early_exit, "mean BNTT γ_t per layer, exit step for a threshold, accuracy against exit step"),
@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "robustness": (robustness, "accuracy under Gaussian noise and FGSM"),
     "compare-norm": (compare_norm, "train none / bn / ln / bntt with one budget and compare them"),
     "surrogate-sweep": (surrogate_sweep, "gradient norms through layers and time for surrogate widths and heights"),
+    "gradient-flow": (gradient_flow, "gradients through depth: spiking ResNets and plain twins, norms, resets, surrogates"),
 }
 
 
@@ -41,7 +42,7 @@ def build_parser():
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         if name == "compare-norm":
             sp.add_argument("dataset", help=f"one of: {', '.join(sorted(TASKS))}")
-        else:
+        elif name != "gradient-flow":        # it builds its own networks (at initialisation)
             sp.add_argument("checkpoint", help="checkpoint.npz written by python -m minisnn.train")
         sp.add_argument("--out", help="output folder (default: analysis/ beside the checkpoint)")
         # every subcommand takes the data options (gamma ignores them)
