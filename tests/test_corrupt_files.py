@@ -42,9 +42,10 @@ from hwmodel.runfile import RunFormatError, read_run, write_run
 from minisnn import models
 from minisnn.checkpoint import CheckpointError, load_checkpoint, load_network, save_checkpoint
 from minisnn.data import DataError, cifar, dvs, fetch, mnist
+from minisnn.data.imagenette import load_imagenette
 from minisnn.data.tinyimagenet import load_tinyimagenet
-from tiny_files import (WNIDS, make_split, make_tree, random_events, tar_gz, tiny_arrays, v2_bytes, v3_packet,
-                        v3_word, write_cifar10, write_idx_files)
+from tiny_files import (NETTE_WNIDS, WNIDS, make_imagenette, make_split, make_tree, random_events, tar_gz,
+                        tiny_arrays, v2_bytes, v3_packet, v3_word, write_cifar10, write_idx_files)
 from tiny_run import COUNTS, LAYERS, SOURCES
 
 EXAMPLES = 10                    # hypothesis examples per reader and kind of corruption
@@ -146,6 +147,20 @@ def make_tiny(target, cache=False):
     return make
 
 
+def make_nette(target, cache=False):
+    """Imagenette: both splits, the training labels from the csv's noisy_labels_5 column."""
+    def make(folder):
+        root = folder / "imagenette2-160"
+        make_imagenette(root, np.random.default_rng(6))
+
+        def load():
+            return (load_imagenette(folder, train=True, size=8, noise=5, cache=cache),
+                    load_imagenette(folder, train=False, size=8, cache=cache))
+        load()                                           # with cache=True, this writes the caches
+        return root / target, load
+    return make
+
+
 def make_dvs(version, split_by, cache=False):
     def make(folder):
         rng = np.random.default_rng(5)
@@ -203,6 +218,10 @@ READERS = [
     Reader("tinyimagenet-wnids", make_tiny("wnids.txt"), DataError),
     Reader("tinyimagenet-annotations", make_tiny("val/val_annotations.txt"), DataError),
     Reader("tinyimagenet-cache", make_tiny("minisnn-val.npz", cache=True), DataError, exact=True, cache=True, zip=True),
+    Reader("imagenette-jpeg", make_nette(f"train/{NETTE_WNIDS[0]}/{NETTE_WNIDS[0]}_0.JPEG"), DataError),
+    Reader("imagenette-csv", make_nette("noisy_imagenette.csv"), DataError),
+    Reader("imagenette-cache", make_nette("minisnn-val-8px.npz", cache=True), DataError, exact=True, cache=True,
+           zip=True),
     Reader("dvs-aedat2", make_dvs(2, "number"), DataError),
     Reader("dvs-aedat3.1", make_dvs(3, "time"), DataError),
     Reader("dvs-cache", make_dvs(2, "number", cache=True), DataError, exact=True, cache=True, zip=True),

@@ -16,11 +16,14 @@ RAW = {   # a fake batch of 2 in each dataset's loaded format
     "cifar10": lambda r: r.integers(0, 256, (2, 3, 32, 32)).astype(np.uint8),
     "cifar100": lambda r: r.integers(0, 256, (2, 3, 32, 32)).astype(np.uint8),
     "tinyimagenet": lambda r: r.integers(0, 256, (2, 3, 64, 64)).astype(np.uint8),
+    "cifar100-resnet50": lambda r: r.integers(0, 256, (2, 3, 32, 32)).astype(np.uint8),
+    "imagenette": lambda r: r.integers(0, 256, (2, 3, 64, 64)).astype(np.uint8),
     "dvscifar10": lambda r: r.integers(0, 4, (2, 20, 2, 64, 64)).astype(np.uint8),
 }
 INPUT = {"smnist": (1,), "mnist": (784,), "mnist-conv": (1, 28, 28), "mnist-vgg": (1, 28, 28),
          "mnist-resnet": (1, 28, 28), "mnist-plain": (1, 28, 28), "cifar10": (3, 32, 32),
-         "cifar100": (3, 32, 32), "tinyimagenet": (3, 64, 64), "dvscifar10": (2, 64, 64)}
+         "cifar100": (3, 32, 32), "tinyimagenet": (3, 64, 64), "dvscifar10": (2, 64, 64),
+         "cifar100-resnet50": (3, 32, 32), "imagenette": (3, 64, 64)}
 
 
 def test_every_task_is_covered():
@@ -41,7 +44,7 @@ def test_encoder_shape_and_values(name):
 
 
 @pytest.mark.parametrize("name", ["mnist", "mnist-conv", "mnist-vgg", "mnist-resnet", "mnist-plain", "cifar10",
-                                  "tinyimagenet", "dvscifar10"])
+                                  "tinyimagenet", "dvscifar10", "cifar100-resnet50", "imagenette"])
 def test_network_rebuilds_from_its_spec(name):
     task = get_task(name)
     net = task.build(T=2, norm="bntt", leak=0.9, threshold=1.0, surrogate="triangle", seed=3)
@@ -50,6 +53,17 @@ def test_network_rebuilds_from_its_spec(name):
         assert k1 == k2 and np.array_equal(a.data, b.data)
     first = next(p for _, p in net.named_parameters())
     assert first.data.shape[1] == INPUT[name][0]
+
+
+@pytest.mark.parametrize("name, classes, stem", [("cifar100-resnet50", 100, (64, 3, 3, 3)),
+                                                 ("imagenette", 10, (64, 3, 7, 7))])
+def test_resnet50_tasks(name, classes, stem):
+    """ResNet-50 at T = 10: the CIFAR stem at 32 px, the ImageNet stem (conv 7×7/2) at 64 px."""
+    task = get_task(name)
+    assert task.defaults["T"] == 10 and task.augment is not None
+    net = task.build(T=2, norm="bntt", leak=0.95, threshold=1.0, surrogate="triangle", seed=0)
+    params = [p.data.shape for _, p in net.named_parameters()]
+    assert net.spec["model"] == "resnet50" and params[0] == stem and params[-1] == (classes, 2048)
 
 
 def test_conv_task_forward_gives_class_scores():

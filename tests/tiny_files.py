@@ -1,6 +1,7 @@
 """Small valid files in the datasets' real published formats, shared by the loader tests and the
 corruption tests (test_corrupt_files.py): MNIST IDX, CIFAR binary batches and their .tar.gz,
-Tiny-ImageNet's folder layout with real JPEGs, DVS AEDAT 2.0 and 3.1 recordings."""
+Tiny-ImageNet's and Imagenette's folder layouts with real JPEGs (and Imagenette's
+noisy_imagenette.csv), DVS AEDAT 2.0 and 3.1 recordings."""
 import gzip
 import hashlib
 import io
@@ -122,6 +123,57 @@ def make_tree(root, rng):
         lines.append(f"val_{k}.JPEG\t{w}\t0\t3\t60\t62")
     (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
     return originals
+
+
+# --- Imagenette ----------------------------------------------------------------------------------
+
+NETTE_WNIDS = ["n03888257", "n01440764", "n02979186"]    # three of the ten, not in sorted order
+NETTE_SHAPES = [(20, 30), (26, 20)]                       # (H, W): landscape, portrait; shorter side 20
+NETTE_HEADER = "path,noisy_labels_0,noisy_labels_1,noisy_labels_5,noisy_labels_25,noisy_labels_50,is_valid"
+NOISE_LEVELS = (0, 1, 5, 25, 50)
+
+
+def blocks(rng, h, w, grey=False):
+    """An h×w image (h, w even) of flat 2×2 blocks."""
+    shape = (h // 2, w // 2) if grey else (h // 2, w // 2, 3)
+    return np.kron(rng.integers(0, 256, shape, dtype=np.uint8), np.ones((2, 2) if grey else (2, 2, 1), np.uint8))
+
+
+def noisy_wnid(wnid, k, r):
+    """Row r's label at noise level k: the folder's, except that for k > 0 one row in three
+    (which ones depends on k) has the next class."""
+    if k == 0 or (r + k) % 3:
+        return wnid
+    return NETTE_WNIDS[(NETTE_WNIDS.index(wnid) + 1) % len(NETTE_WNIDS)]
+
+
+def nette_csv(labels, rng=None):
+    """The text of noisy_imagenette.csv for {relative path: {noise level: wnid}} (rows shuffled by rng)."""
+    rels = list(labels)
+    if rng is not None:
+        rels = [rels[i] for i in rng.permutation(len(rels))]
+    rows = [",".join([rel] + [labels[rel][k] for k in NOISE_LEVELS] + [str(rel.startswith("val/"))])
+            for rel in rels]
+    return "\n".join([NETTE_HEADER] + rows) + "\n"
+
+
+def make_imagenette(root, rng, csv=True):
+    """An imagenette2-160 tree: per class 2 training and 1 validation JPEG, landscape (20×30) and
+    portrait (26×20) in turn, one of them greyscale, and noisy_imagenette.csv listing them all
+    (rows shuffled). Returns {relative path: pixels written} and {relative path: {noise: wnid}}."""
+    root.mkdir(parents=True, exist_ok=True)
+    originals, labels, r = {}, {}, 0
+    for split, n in (("train", 2), ("val", 1)):
+        for w in NETTE_WNIDS:
+            for k in range(n):
+                rel = f"{split}/{w}/{w}_{k}.JPEG"
+                originals[rel] = blocks(rng, *NETTE_SHAPES[r % 2], grey=(r == 1))
+                write_jpeg(root / rel, originals[rel])
+                labels[rel] = {level: noisy_wnid(w, level, r) for level in NOISE_LEVELS}
+                r += 1
+    if csv:
+        (root / "noisy_imagenette.csv").write_text(nette_csv(labels, rng))
+    return originals, labels
 
 
 # --- DVS AEDAT -----------------------------------------------------------------------------------
