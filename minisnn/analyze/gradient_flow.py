@@ -203,6 +203,7 @@ def run(args):
         p = next(p for p in r["profiles"] if (p["width"], p["height"]) == reference)
         lines.append(f"{r['arch']:>6}-{r['depth']:<3} {r['norm']:>4} {r['reset']:>8}: first/last {p['ratio']:.3g} "
                      f"spike rate {np.mean(r['spike_rate']):.3f} "
-                     f"({p['regime']})" + (f"; after {args.train_steps} steps {100 * r['training']['test_accuracy']:.1f} %"
-                                           if "training" in r else ""))
+                     f"({p['regime']})" + (f"; after {args.train_steps} steps " + (
+                         "diverged" if r["training"]["diverged"] else f"{100 * r['training']['test_accuracy']:.1f} %")
+                         if "training" in r else ""))
     return "\n".join(lines + [str(out / "gradient_flow.png"), str(out / "gradient_flow_grid.png")])
