@@ -15,7 +15,8 @@ The paper's claims it tests: (1) gradients explode or vanish with depth and the 
 and height decide which; (2) normalising the input currents (BN; here also BNTT) makes deep
 networks trainable; (3) residual connections keep deep networks trainable (their ResNet-50).
 With ``--train-steps N`` each (depth, architecture, norm, reset) is also trained N SGD steps
-with the default surrogate and tested on ``--subset`` digits: which settings train at all.
+(surrogate width and height ``--train-width`` / ``--train-height``, default the surrogate's own)
+and tested on ``--subset`` digits: which settings train at all.
 """
 import numpy as np
 from tqdm import tqdm
@@ -96,7 +97,10 @@ def analyse(task, batch, depths, archs, norms, resets, surrogate, widths, height
         net.clear()
         if train is not None:
             fresh = build(depth, arch, norm, reset, T, seed)
-            run["training"] = short_training(fresh, task, T=T, seed=seed, **train)
+            options = dict(train)
+            width, height = options.pop("width"), options.pop("height")
+            set_surrogate(fresh, surrogate, height, width)
+            run["training"] = dict(short_training(fresh, task, T=T, seed=seed, **options), width=width, height=height)
         runs.append(run)
     return {"runs": runs, "T": T, "batch": len(y), "surrogate": surrogate}
 
@@ -159,6 +163,8 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-steps", type=int, default=0, help="also train each network this many SGD steps")
     p.add_argument("--train-batch-size", type=int, default=16, help="the gradient batch and the training batch")
+    p.add_argument("--train-width", type=float, help="the surrogate's width in the trainings (default: its own)")
+    p.add_argument("--train-height", type=float, help="the surrogate's height in the trainings (default: its own)")
 
 
 def run(args):
@@ -186,8 +192,10 @@ def run(args):
     x = task.encode(images[idx], args.T, batch_rng(args.seed, 0, 0))
     train = None
     if args.train_steps:
+        default = SURROGATES[args.surrogate]()
         train = {"train_data": (images, labels), "test_data": common.load_test(task, args.data_dir, args.subset or 500),
-                 "steps": args.train_steps, "batch_size": batch_size}
+                 "steps": args.train_steps, "batch_size": batch_size,
+                 "width": args.train_width or default.width, "height": args.train_height or default.height}
     result = analyse(task, (x, labels[idx]), depths, archs, norms, resets, args.surrogate, widths, heights, args.T,
                      args.seed, train, progress=True)
     result.update(depths=depths, archs=archs, norms=norms, resets=resets, widths=widths, heights=heights)
