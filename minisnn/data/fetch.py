@@ -93,6 +93,43 @@ def extract(archive, dest):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def read_text(path):
+    """A small text file of a dataset (UTF-8, a byte-order mark allowed), or a one-line
+    ``DataError`` naming it."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {' '.join(str(e).split())}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not a text file ({e})") from None
+
+
+def decoded_images(cache_file, labels, paths, shape, decode, cache=True):
+    """``uint8 [len(paths), *shape]``: ``decode(path)`` of every image, or the cache when it holds
+    exactly them (same labels, shape and dtype). A new cache is written through a .part file, so
+    a failed write never leaves half a cache; in a read-only data folder it is decoded again next
+    time."""
+    stored = read_cache(cache_file, labels) if cache else None
+    images = stored.get("images") if stored else None
+    if images is not None and images.shape == (len(paths), *shape) and images.dtype == np.uint8:
+        return images
+    images = np.empty((len(paths), *shape), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        images[i] = decode(path)
+    if cache:
+        part = cache_file.with_name(cache_file.name + ".part")
+        try:
+            with open(part, "wb") as f:
+                np.savez(f, images=images, labels=labels)
+            os.replace(part, cache_file)
+        except OSError:
+            try:
+                part.unlink(missing_ok=True)
+            except OSError:
+                pass
+    return images
+
+
 def read_cache(path, labels):
     """The arrays of a decoded-data cache (an ``.npz`` a loader wrote beside the data) when it is
     there, readable and made for these ``labels``; otherwise None, and the caller decodes again."""

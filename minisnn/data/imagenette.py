@@ -40,13 +40,12 @@ e793b78cc4c9e9a4ccc0c1155377a412). The unpacked tree is checked instead, file by
 """
 import csv
 import io
-import os
 import re
 
 import numpy as np
 
 from .errors import DataError
-from .fetch import locate, read_cache
+from .fetch import decoded_images, locate, read_text
 
 TITLE, SUBDIR, INNER = "Imagenette", "imagenette", "imagenette2-160"
 URL = "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz"
@@ -123,21 +122,12 @@ def class_ids(root):
     return wnids
 
 
-def _read_text(path):
-    try:
-        return path.read_bytes().decode("utf-8-sig")
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {_one_line(e)}") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not a text file ({e})") from None
-
-
 def read_csv(path, wnids):
     """``noisy_imagenette.csv`` as {relative path: {noise level: label}}, every row checked: its
     path is ``train/<wnid>/<file>`` or ``val/<wnid>/<file>`` of a class in ``wnids``, ``is_valid``
     agrees with the split, every label is a class and ``noisy_labels_0`` the folder's."""
     index = {w: k for k, w in enumerate(wnids)}
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    reader = csv.reader(io.StringIO(read_text(path), newline=""))
     table = {}
     try:
         header = next(reader, None)
@@ -223,20 +213,6 @@ def list_split(root, train, noise=0, use_csv=True):
     return paths, folder_labels, labels
 
 
-def _write_cache(path, **arrays):
-    """Write through a .part file, so that a failed write never leaves a half cache behind."""
-    part = path.with_name(path.name + ".part")
-    try:
-        with open(part, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(part, path)
-    except OSError:                                # read-only data folder: decode again next time
-        try:
-            part.unlink(missing_ok=True)
-        except OSError:
-            pass
-
-
 def load_imagenette(data_dir=None, train=True, size=SIZE, noise=0, download=True, cache=True, use_csv=True):
     """Imagenette images ``uint8 [N, 3, size, size]`` and labels ``int64 [N]`` (10 classes).
 
@@ -249,13 +225,6 @@ def load_imagenette(data_dir=None, train=True, size=SIZE, noise=0, download=True
     root = locate(TITLE, SUBDIR, INNER, REQUIRED, ARCHIVES, data_dir, download)
     paths, folder_labels, labels = list_split(root, train, noise, use_csv)
     cache_file = root / f"minisnn-{'train' if train else 'val'}-{size}px.npz"
-    stored = read_cache(cache_file, folder_labels) if cache else None
-    images = stored.get("images") if stored else None
-    if images is not None and images.shape == (len(paths), 3, size, size) and images.dtype == np.uint8:
-        return images, labels
-    images = np.empty((len(paths), 3, size, size), dtype=np.uint8)
-    for i, path in enumerate(paths):
-        images[i] = read_image(path, size)
-    if cache:
-        _write_cache(cache_file, images=images, labels=folder_labels)
+    # the cache holds the folder labels, so every noise level shares it
+    images = decoded_images(cache_file, folder_labels, paths, (3, size, size), lambda p: read_image(p, size), cache)
     return images, labels

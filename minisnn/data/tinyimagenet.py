@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .fetch import locate, read_cache
+from .fetch import decoded_images, locate, read_text
 
 TITLE, SUBDIR, INNER = "Tiny-ImageNet", "tinyimagenet", "tiny-imagenet-200"
 ARCHIVES = [("tiny-imagenet-200.zip", "http://cs231n.stanford.edu/tiny-imagenet-200.zip",
@@ -46,19 +46,10 @@ def read_jpeg(path, size=None):
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
 
-def _read_text(path):
-    try:
-        return path.read_bytes().decode("utf-8")
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {e}") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not a text file ({e})") from None
-
-
 def class_ids(root):
     """The wnids of ``wnids.txt`` in sorted order: label k is ``class_ids(root)[k]``."""
     path = root / "wnids.txt"
-    wnids = sorted(set(_read_text(path).split()))
+    wnids = sorted(set(read_text(path).split()))
     if not wnids:
         raise DataError(f"{path} lists no classes")
     for w in wnids:   # each names a folder: never a path, a NUL byte or a glob pattern
@@ -82,7 +73,7 @@ def list_split(root, train):
     else:
         pairs = []
         path, images = root / "val" / "val_annotations.txt", root / "val" / "images"
-        for i, line in enumerate(_read_text(path).splitlines(), 1):
+        for i, line in enumerate(read_text(path).splitlines(), 1):
             fields = line.split("\t")
             if not line.strip():
                 continue
@@ -105,16 +96,4 @@ def load_tinyimagenet(data_dir=None, train=True, download=True, cache=True):
     root = locate(TITLE, SUBDIR, INNER, REQUIRED, ARCHIVES, data_dir, download)
     paths, labels = list_split(root, train)
     cache_file = root / f"minisnn-{'train' if train else 'val'}.npz"
-    stored = read_cache(cache_file, labels) if cache else None
-    images = stored.get("images") if stored else None
-    if images is not None and images.shape == (len(paths), 3, SIZE, SIZE) and images.dtype == np.uint8:
-        return images, labels
-    images = np.empty((len(paths), 3, SIZE, SIZE), dtype=np.uint8)
-    for i, path in enumerate(paths):
-        images[i] = read_jpeg(path, (SIZE, SIZE))
-    if cache:
-        try:
-            np.savez(cache_file, images=images, labels=labels)
-        except OSError:
-            pass                                   # read-only data folder: decode again next time
-    return images, labels
+    return decoded_images(cache_file, labels, paths, (3, SIZE, SIZE), lambda p: read_jpeg(p, (SIZE, SIZE)), cache), labels
