@@ -29,7 +29,7 @@ def default_bn_stats(net, config):
     trained with calibration (``bn_calibration`` > 0; a format-1 checkpoint's config lacks the key
     and its one set of statistics serves both) and has calibrated statistics, else "running"."""
     norms = net.norm_layers()
-    calibrated = norms and not any(np.isnan(layer.calibrated_var).any() for layer in norms)
+    calibrated = norms and all(layer.is_calibrated() for layer in norms)
     return "calibrated" if calibrated and config.get("bn_calibration", 20) > 0 else "running"
 
 

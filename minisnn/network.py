@@ -7,9 +7,12 @@ from .layers.norm import EVAL_STATS
 from .workspace import Workspace
 
 
-def _inside(observe, i):
-    """The observer of block i's insides: their paths prefixed with i."""
-    return lambda path, layer, x, y: observe((i, *path), layer, x, y)
+def observe_inside(observe, key):
+    """The observer of a block's insides (``key``: the block's index, or a path's name): each
+    inside path, an index or a tuple, prefixed with ``key``. None for no observer."""
+    if observe is None:
+        return None
+    return lambda path, layer, x, y: observe((key, *path) if isinstance(path, tuple) else (key, path), layer, x, y)
 
 
 class Sequential:
@@ -45,7 +48,7 @@ class Sequential:
                 self._current_dtype[i] = x.dtype
                 y = layer.forward(x, train=train, out=self.workspace.get(PAIR_CURRENT, x.shape, x.dtype))
             elif observe is not None and layer.sublayers():   # a block: its insides are observed too
-                y = layer.forward(x, train=train, observe=_inside(observe, i))
+                y = layer.forward(x, train=train, observe=observe_inside(observe, i))
             else:
                 y = layer.forward(x, train=train)
             if observe is not None:
@@ -61,7 +64,7 @@ class Sequential:
             if i - 1 in self._paired:   # LIF of a pair: ∂L/∂I into the workspace for its BNTT
                 dx = layer.backward(dy, out=self.workspace.get(PAIR_CURRENT, dy.shape, self._current_dtype[i - 1]))
             elif observe is not None and layer.sublayers():
-                dx = layer.backward(dy, observe=_inside(observe, i))
+                dx = layer.backward(dy, observe=observe_inside(observe, i))
             else:
                 dx = layer.backward(dy)
             if observe is not None:
@@ -106,7 +109,7 @@ class Sequential:
         if mode not in EVAL_STATS:
             raise ValueError(f"eval statistics must be one of {', '.join(EVAL_STATS)}, got {mode!r}")
         norms = self.norm_layers()
-        if mode == "calibrated" and any(np.isnan(layer.calibrated_var).any() for layer in norms):
+        if mode == "calibrated" and not all(layer.is_calibrated() for layer in norms):
             raise ValueError("the network's normalisation statistics were never calibrated; "
                              "evaluate with running or batch statistics")
         for layer in norms:
@@ -134,20 +137,22 @@ class Sequential:
     def lif_layers(self):
         return [layer for layer in self.modules() if isinstance(layer, LIF)]
 
-    def state_dict(self):
-        """Name -> array copy, for parameters and buffers (running statistics)."""
-        state = {name: p.data.copy() for name, p in self.named_parameters()}
+    def named_buffers(self):
+        """(``"{i}.{name}"``, array) of every layer's buffers (normalisation statistics)."""
         for i, layer in enumerate(self.layers):
             for name, buf in layer.buffers().items():
-                state[f"{i}.{name}"] = buf.copy()
+                yield f"{i}.{name}", buf
+
+    def state_dict(self):
+        """Name -> array copy, for parameters and buffers (normalisation statistics)."""
+        state = {name: p.data.copy() for name, p in self.named_parameters()}
+        state.update({name: buf.copy() for name, buf in self.named_buffers()})
         return state
 
     def load_state_dict(self, state):
         """Copy arrays in place; every key must be present with the right shape."""
         targets = {name: p.data for name, p in self.named_parameters()}
-        for i, layer in enumerate(self.layers):
-            for name, buf in layer.buffers().items():
-                targets[f"{i}.{name}"] = buf
+        targets.update(self.named_buffers())
         missing = sorted(set(targets) - set(state))
         unexpected = sorted(set(state) - set(targets))
         if missing or unexpected:

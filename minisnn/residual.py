@@ -20,7 +20,7 @@ their own layers; a ``Residual`` is one layer of the network around it. x ``[T, 
 """
 from .layers.base import Layer
 from .layers.lif import LIF
-from .network import Sequential
+from .network import Sequential, observe_inside
 
 
 class Residual(Layer):
@@ -39,11 +39,8 @@ class Residual(Layer):
     def forward(self, x, train=True, observe=None):
         """``observe(path, layer, x, y)`` sees every inner layer, path ``("main", j)``,
         ``("shortcut", j)`` or ``("neuron",)``."""
-        def inner(name):
-            return None if observe is None else (lambda j, layer, a, b: observe((name, j), layer, a, b))
-
-        current = self.main.forward(x, train=train, observe=inner("main"))
-        skip = self.shortcut.forward(x, train=train, observe=inner("shortcut"))
+        current = self.main.forward(x, train=train, observe=observe_inside(observe, "main"))
+        skip = self.shortcut.forward(x, train=train, observe=observe_inside(observe, "shortcut"))
         if current.shape != skip.shape:
             raise ValueError(f"residual paths disagree: main gives {current.shape}, shortcut {skip.shape}")
         if not self.sew:
@@ -55,14 +52,11 @@ class Residual(Layer):
 
     def backward(self, dy, observe=None):
         """The module docstring's sums; ``observe`` as in ``forward``, in backward order."""
-        def inner(name):
-            return None if observe is None else (lambda j, layer, a, b: observe((name, j), layer, a, b))
-
         d_current = self.neuron.backward(dy)
         if observe is not None:
             observe(("neuron",), self.neuron, dy, d_current)
-        d_skip = self.shortcut.backward(dy if self.sew else d_current, observe=inner("shortcut"))
-        dx = self.main.backward(d_current, observe=inner("main"))
+        d_skip = self.shortcut.backward(dy if self.sew else d_current, observe=observe_inside(observe, "shortcut"))
+        dx = self.main.backward(d_current, observe=observe_inside(observe, "main"))
         return dx + d_skip
 
     def sublayers(self):
@@ -77,8 +71,7 @@ class Residual(Layer):
         return [(f"{name}.{key}", p) for name, path in self._paths for key, p in path.named_parameters()]
 
     def buffers(self):
-        return {f"{name}.{i}.{key}": buf for name, path in self._paths
-                for i, layer in enumerate(path.layers) for key, buf in layer.buffers().items()}
+        return {f"{name}.{key}": buf for name, path in self._paths for key, buf in path.named_buffers()}
 
     def clear(self):
         self.main.clear()

@@ -20,6 +20,7 @@ from ..checkpoint import CheckpointError, load_network  # noqa: E402
 from ..evaluate import default_bn_stats, test_batches  # noqa: E402
 from ..layers import BNTT, LIF  # noqa: E402
 from ..tasks import EVAL_KEY, batch_rng, get_task  # noqa: E402
+from ..training import train_step  # noqa: E402
 
 __all__ = ["plt", "load", "load_test", "batches", "n_batches", "out_dir", "save_json", "save_figure",
            "bntt_layers", "lif_layers", "parse_list", "positive_int", "encode_eval", "eval_mode"]
@@ -68,6 +69,21 @@ def eval_mode(net, meta, bn_stats=None, batch_size=None):
     if batch_size is None:
         batch_size = meta["config"].get("batch_size", 200) if bn_stats == "batch" else 200
     return batch_size, bn_stats
+
+
+def fixed_batch_steps(net, opt, task, images, labels, T, steps, batch_size, seed):
+    """The analyses' short trainings: ``steps`` ``train_step``s on batches that follow one fixed
+    permutation of the images (wrapping around), encoded with (seed, 0, step). Returns the
+    losses, stopping after the first non-finite one."""
+    order = batch_rng(seed, 0).permutation(len(images))
+    losses = []
+    for step in range(steps):
+        idx = np.take(order, np.arange(step * batch_size, (step + 1) * batch_size), mode="wrap")
+        loss, _ = train_step(net, opt, task.encode(images[idx], T, batch_rng(seed, 0, step)), labels[idx])
+        losses.append(loss)
+        if not np.isfinite(loss):
+            break
+    return losses
 
 
 def n_batches(n, batch_size):

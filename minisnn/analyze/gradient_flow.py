@@ -28,7 +28,6 @@ from ..losses import cross_entropy
 from ..optim import SGD
 from ..surrogate import SURROGATES
 from ..tasks import batch_rng, get_task
-from ..training import train_step
 from . import common
 from .surrogate_sweep import gradient_profile, set_surrogate
 
@@ -44,14 +43,9 @@ def build(depth, arch, norm, reset_grad, T, seed):
 def short_training(net, task, train_data, test_data, T, steps, batch_size, seed, lr=0.1):
     """N SGD steps (lr, momentum 0.9, wd 1e-4) on fixed batches, then the test accuracy."""
     opt = SGD(net.parameters(), lr, 0.9, 1e-4)
-    images, labels = train_data
-    order = batch_rng(seed, 0).permutation(len(images))
-    loss = np.nan
-    for step in range(steps):
-        idx = np.take(order, np.arange(step * batch_size, (step + 1) * batch_size), mode="wrap")
-        loss, _ = train_step(net, opt, task.encode(images[idx], T, batch_rng(seed, 0, step)), labels[idx])
-        if not np.isfinite(loss):
-            return {"final_loss": float(loss), "test_accuracy": 0.0, "diverged": True}
+    loss = common.fixed_batch_steps(net, opt, task, *train_data, T, steps, batch_size, seed)[-1]
+    if not np.isfinite(loss):
+        return {"final_loss": float(loss), "test_accuracy": 0.0, "diverged": True}
     _, acc = evaluate(net, test_batches(task, *test_data, T, 200, seed))
     return {"final_loss": float(loss), "test_accuracy": acc, "diverged": False}
 

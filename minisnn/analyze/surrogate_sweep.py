@@ -32,7 +32,6 @@ from ..losses import cross_entropy
 from ..optim import SGD
 from ..surrogate import SURROGATES, get_surrogate
 from ..tasks import batch_rng
-from ..training import train_step
 from . import common
 
 
@@ -121,16 +120,8 @@ def short_training(spec, name, h, w, reset_grad, config, task, train_data, test_
     net = models.build(spec)
     set_surrogate(net, name, h, w, reset_grad)
     opt = SGD(net.parameters(), config.get("lr", 0.1), config.get("momentum", 0.9), config.get("weight_decay", 0))
-    images, labels = train_data
-    seed, T = config.get("seed", 0), config["T"]
-    order = batch_rng(seed, 0).permutation(len(images))
-    losses = []
-    for step in range(steps):
-        idx = np.take(order, np.arange(step * batch_size, (step + 1) * batch_size), mode="wrap")
-        loss, _ = train_step(net, opt, task.encode(images[idx], T, batch_rng(seed, 0, step)), labels[idx])
-        losses.append(loss)
-        if not np.isfinite(loss):
-            break
+    losses = common.fixed_batch_steps(net, opt, task, *train_data, config["T"], steps, batch_size,
+                                      config.get("seed", 0))
     diverged = not np.isfinite(losses[-1])
     acc = 0.0
     if not diverged:

@@ -93,13 +93,18 @@ def extract(archive, dest):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def one_line(error):
+    """An exception's message on one line (some, e.g. tarfile's, span several)."""
+    return " ".join(str(error).split())
+
+
 def read_text(path):
     """A small text file of a dataset (UTF-8, a byte-order mark allowed), or a one-line
     ``DataError`` naming it."""
     try:
         return path.read_bytes().decode("utf-8-sig")
     except OSError as e:
-        raise DataError(f"cannot read {path}: {' '.join(str(e).split())}") from None
+        raise DataError(f"cannot read {path}: {one_line(e)}") from None
     except UnicodeDecodeError as e:
         raise DataError(f"{path} is not a text file ({e})") from None
 

@@ -45,7 +45,7 @@ import re
 import numpy as np
 
 from .errors import DataError
-from .fetch import decoded_images, locate, read_text
+from .fetch import decoded_images, locate, one_line, read_text
 
 TITLE, SUBDIR, INNER = "Imagenette", "imagenette", "imagenette2-160"
 URL = "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz"
@@ -67,10 +67,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _one_line(e):
-    return " ".join(str(e).split())
-
-
 def read_image(path, size=SIZE):
     """Decode one image to ``uint8 [3, size, size]`` by the rule of the module docstring."""
     from PIL import Image   # Pillow
@@ -89,7 +85,7 @@ def read_image(path, size=SIZE):
     # DecompressionBombError (a header that claims a giant image; not an OSError), and ValueError
     # or SyntaxError from some of its format plugins
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise DataError(f"cannot decode image {path}: {_one_line(e)}") from None
+        raise DataError(f"cannot decode image {path}: {one_line(e)}") from None
     H, W = pixels.shape[:2]
     top, left = (H - size) // 2, (W - size) // 2
     return np.ascontiguousarray(pixels[top:top + size, left:left + size].transpose(2, 0, 1))
@@ -99,7 +95,7 @@ def _folders(path):
     try:
         return sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     except OSError as e:
-        raise DataError(f"cannot list {path}: {_one_line(e)}") from None
+        raise DataError(f"cannot list {path}: {one_line(e)}") from None
 
 
 def class_ids(root):
@@ -169,7 +165,7 @@ def read_csv(path, wnids):
                 raise DataError(f"{path}: line {line} repeats {rel[:80]!r}")
             table[rel] = labels
     except csv.Error as e:
-        raise DataError(f"{path}: not a CSV file (line {reader.line_num}: {_one_line(e)})") from None
+        raise DataError(f"{path}: not a CSV file (line {reader.line_num}: {one_line(e)})") from None
     return table
 
 
@@ -186,7 +182,7 @@ def list_split(root, train, noise=0, use_csv=True):
         try:
             images = sorted(p for p in folder.glob("*.JPEG") if p.is_file())
         except OSError as e:
-            raise DataError(f"cannot list {folder}: {_one_line(e)}") from None
+            raise DataError(f"cannot list {folder}: {one_line(e)}") from None
         if not images:
             raise DataError(f"{folder} holds no .JPEG images of class {w}")
         paths += images

@@ -54,10 +54,14 @@ class _Statistics:
     def uses_batch_statistics(self, train):
         return train or self.eval_stats == "batch"
 
+    def is_calibrated(self):
+        """Whether ``calibrate_norm_stats`` has written the calibrated statistics (NaN before)."""
+        return not np.isnan(self.calibrated_var).any()
+
     def fixed_statistics(self):
         """The (mean, var) evaluation normalises by when not using batch statistics."""
         if self.eval_stats == "calibrated":
-            if np.isnan(self.calibrated_var).any():
+            if not self.is_calibrated():
                 raise ValueError(f"{self!r} has no calibrated statistics (the network was never calibrated); "
                                  "evaluate with running statistics")
             return self.calibrated_mean, self.calibrated_var
