@@ -13,6 +13,25 @@ P = 1 for a static input (the image repeated or rate-coded over the T steps); P 
 sequence, where every step brings new data (sMNIST: one pixel per step), since an ANN must then
 run once per element. The run's meta says which (``sequential``, set by the recorder).
 
+The equivalent ANN with zero-skipping (an accelerator that skips the zeros of its ReLU
+activations) performs only the MACs of its non-zero inputs:
+
+    ann_macs_skip = P·Σ_i f(i)·ρ ,   ρ = the assumed ReLU density (``ann_density``) for a layer
+                                         fed by hidden activations; for the first layer, the
+                                         measured fraction of non-zero analogue inputs (a
+                                         sequence's pixels), 1 for an image it reads densely
+
+Normalisation at inference (per element, per step, n elements of the layer):
+
+    BNTT       norm_ops_t = n     y = a_t·x + b_t, a_t = γ_t/√(σ²_t+ε), b_t = −a_t·μ_t: the
+                                  statistics and γ change at every step, so nothing folds
+                                  into the (time-shared) weights; norm_channels = C values of
+                                  (a_t, b_t) per step
+    BatchNorm  norm_ops_t = 0     one (γ, β, μ, σ²) for all steps folds exactly into the
+                                  preceding layer's weights and a bias current
+    LayerNorm  norm_ops_t = 3n    per-sample statistics: a mean (add), a variance (multiply-add)
+                                  and the normalisation (multiply-add) per element
+
 and, for a LIF layer of n neurons with spike counts s_t(i),
 
     neuron_updates_t = n ,   spikes_t = (1/N)·Σ_i s_t(i) ,   rate = Σ_t spikes_t / Σ_t neuron_updates_t
@@ -32,7 +51,9 @@ import numpy as np
 from . import geometry
 from .runfile import NEURONS, POOLING, RESHAPE, SYNAPTIC
 
-COUNT_KEYS = ("synops", "macs", "dense_ops", "neuron_updates", "spikes")
+COUNT_KEYS = ("synops", "macs", "dense_ops", "neuron_updates", "spikes", "norm_ops")
+NORM_OPS_PER_ELEMENT = {"BNTT": 1, "BatchNorm": 0, "LayerNorm": 3}
+DEFAULT_ANN_DENSITY = 0.5
 
 
 @dataclass
@@ -48,7 +69,10 @@ class LayerCounts:
     dense_ops: np.ndarray
     neuron_updates: np.ndarray
     spikes: np.ndarray
+    norm_ops: np.ndarray = None    # [T] multiply-adds of a normalisation (BNTT, LayerNorm)
+    norm_channels: int = 0         # BNTT: per-step (a_t, b_t) pairs, one per channel
     ann_macs: float = 0.0       # P passes of the equivalent ANN
+    ann_macs_skip: float = 0.0  # the same with zero-skipping of its inputs
     ann_passes: int = 1
     input: str = None           # the source read (synaptic / pooling layers)
     binary_input: bool = None
@@ -66,9 +90,15 @@ class LayerCounts:
     def is_neuron(self):
         return self.kind in NEURONS
 
+    @property
+    def is_norm(self):
+        return self.kind in NORM_OPS_PER_ELEMENT
+
     def total(self, key):
-        """Σ_t of a count (or ``ann_macs``), per sample."""
-        return float(self.ann_macs) if key == "ann_macs" else float(np.sum(getattr(self, key)))
+        """Σ_t of a count (or ``ann_macs`` / ``ann_macs_skip``), per sample."""
+        if key in ("ann_macs", "ann_macs_skip"):
+            return float(getattr(self, key))
+        return float(np.sum(getattr(self, key)))
 
     @property
     def spike_rate(self):
@@ -88,18 +118,20 @@ class RunCounts:
     input_binary: bool
     fold_pool: bool = False
     ann_passes: int = 1
+    ann_density: float = DEFAULT_ANN_DENSITY
     notes: list = field(default_factory=list)
 
     def per_timestep(self, key):
         """``[T]`` array: the count summed over layers at each step (per sample)."""
-        if key == "ann_macs":
-            raise KeyError("ann_macs is one pass, not per step")
+        if key in ("ann_macs", "ann_macs_skip"):
+            raise KeyError(f"{key} is the ANN's, not per step")
         return np.sum([getattr(layer, key) for layer in self.layers], axis=0)
 
     def totals(self):
         """Per sample, summed over all time steps: the JSON contract's counts, plus extras."""
         out = {key: float(self.per_timestep(key).sum()) for key in COUNT_KEYS}
         out["ann_macs"] = float(sum(layer.ann_macs for layer in self.layers))
+        out["ann_macs_skip"] = float(sum(layer.ann_macs_skip for layer in self.layers))
         out["spike_rate"] = out["spikes"] / out["neuron_updates"] if out["neuron_updates"] else 0.0
         out["input_events"] = float(self.input_events.sum())
         return out
@@ -126,7 +158,7 @@ def ann_passes(run, passes=None):
     return run.T if str(passes) == "T" else int(passes)
 
 
-def count_run(run, fold_pool=False, passes=None):
+def count_run(run, fold_pool=False, passes=None, ann_density=DEFAULT_ANN_DENSITY):
     """Count every layer of a run (the equations of the module docstring).
 
     Parameters
@@ -137,6 +169,9 @@ def count_run(run, fold_pool=False, passes=None):
         Fold AvgPool2d on binary spikes into the next synaptic layer.
     passes : int or "T", optional
         Passes of the equivalent ANN; default T if the run's meta says ``sequential``, else 1.
+    ann_density : float
+        ρ in (0, 1]: the assumed fraction of non-zero ReLU activations of the equivalent ANN,
+        for its zero-skipping count.
 
     Returns
     -------
@@ -144,6 +179,8 @@ def count_run(run, fold_pool=False, passes=None):
     """
     T, N = run.T, run.n_samples
     P = ann_passes(run, passes)
+    if not 0 < ann_density <= 1:
+        raise ValueError(f"ann_density must be in (0, 1], got {ann_density!r}")
     zeros = np.zeros(T)
     folds = {}                    # synaptic layer index -> pool layer index folded into it
     notes = []
@@ -167,7 +204,8 @@ def count_run(run, fold_pool=False, passes=None):
         in_shape, out_shape = tuple(layer["in_shape"]), tuple(layer["out_shape"])
         lc = LayerCounts(index=i, kind=kind, in_shape=in_shape, out_shape=out_shape, synops=zeros.copy(),
                          macs=zeros.copy(), dense_ops=zeros.copy(), neuron_updates=zeros.copy(),
-                         spikes=zeros.copy(), n_in=int(np.prod(in_shape)), n_out=int(np.prod(out_shape)))
+                         spikes=zeros.copy(), norm_ops=zeros.copy(), n_in=int(np.prod(in_shape)),
+                         n_out=int(np.prod(out_shape)))
         if kind in SYNAPTIC + POOLING:
             lc.input = layer["input"]
             src = run.sources[lc.input]
@@ -183,6 +221,7 @@ def count_run(run, fold_pool=False, passes=None):
                 src = run.sources[lc.input]
                 lc.binary_input, lc.origin = True, src["origin"]
                 lc.note = f"AvgPool2d (layer {p}) folded in"
+            lc.ann_macs_skip = lc.ann_macs * _ann_input_density(run, lc, ann_density)
             events = _events(run.counts[lc.input], fan, T, N)
             if lc.binary_input:
                 lc.synops = events
@@ -193,6 +232,11 @@ def count_run(run, fold_pool=False, passes=None):
             lc.note = "folded into the next synaptic layer"
         elif kind in POOLING:
             lc.note = "not counted (NeuroBench); the next layer sees its non-binary output"
+        elif kind in NORM_OPS_PER_ELEMENT:
+            lc.norm_ops = np.full(T, float(NORM_OPS_PER_ELEMENT[kind] * lc.n_in))
+            lc.norm_channels = int(layer["params"].get("channels", in_shape[0])) if kind == "BNTT" else 0
+            if kind == "BatchNorm":
+                lc.note = "folded into the preceding layer's weights and a bias (exact in evaluation)"
         elif kind in NEURONS:
             spikes = np.asarray(run.counts[layer["output"]], dtype=np.int64).reshape(T, -1)
             lc.neuron_updates = np.full(T, float(spikes.shape[1]))
@@ -201,4 +245,14 @@ def count_run(run, fold_pool=False, passes=None):
     input_counts = np.asarray(run.counts["input"], dtype=np.int64).reshape(T, -1)
     return RunCounts(T=T, n_samples=N, layers=layers, input_events=input_counts.sum(axis=1) / N,
                      input_binary=bool(run.sources["input"]["binary"]), fold_pool=fold_pool, ann_passes=P,
-                     notes=notes)
+                     ann_density=float(ann_density), notes=notes)
+
+
+def _ann_input_density(run, layer, assumed):
+    """ρ of a synaptic layer's input in the equivalent ANN (see the module docstring)."""
+    if layer.origin != "input":
+        return assumed                        # hidden activations: the ANN's ReLU outputs
+    if layer.binary_input:
+        return 1.0                            # spikes encode an image the ANN reads densely
+    counts = np.asarray(run.counts[layer.input], dtype=np.int64)
+    return float(counts.sum()) / (counts.size * run.n_samples)     # the analogue values themselves

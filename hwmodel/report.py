@@ -56,7 +56,19 @@ def _table(header, rows, align=None):
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
-def to_text(run, counts, results, memory=False, per_timestep=False):
+def fmt_range(bounds):
+    """(low, high) in pJ: 'low – high', '≥ low' for an unbounded high, '' for no range."""
+    if bounds is None:
+        return ""
+    low, high = bounds
+    if not np.isfinite(high):
+        return f"≥ {fmt_energy(low)}"
+    if np.isclose(low, high, rtol=1e-12, atol=0):
+        return ""
+    return f"{fmt_energy(low)} – {fmt_energy(high)}"
+
+
+def to_text(run, counts, results, memory=False, per_timestep=False, per_layer=False):
     """The human-readable report."""
     totals = counts.totals()
     names = list(results)
@@ -85,17 +97,47 @@ def to_text(run, counts, results, memory=False, per_timestep=False):
                  f"{totals['spike_rate']:.4f}", ""])
     out.append(_table(["layer", "shape", "input", "synops", "MACs", "dense", "ANN MACs", "neuron upd",
                        "spikes", "rate", ""], rows, ["<", "<", "<"] + [">"] * 7 + ["<"]))
-    out += ["", "Energy per inference" + (" (memory-aware, Lemaire et al. 2022)" if memory else "")]
+    if totals["norm_ops"]:
+        out.append(f"normalisation at inference: {fmt_count(totals['norm_ops'])} multiply-adds per sample "
+                   "(BNTT: one per element and step; BatchNorm folds into the weights; LayerNorm: three)")
+    any_norm = any(layer.is_norm and layer.total("norm_ops") for layer in counts.layers)
+    title = "Energy per inference" + (" (with the per-access memory model, --memory)" if memory else "")
+    if any_norm:
+        title += f"; BNTT {'folded into per-step neuron parameters' if _norm(results) == 'fold' else 'as a multiply-add per element and step'}"
+    out += ["", title]
     rows = [[f"{layer.index} {layer.kind}", *(fmt_energy(results[n].layer_pj[i]) for n in names)]
-            for i, layer in enumerate(counts.layers) if layer.is_synaptic or layer.is_neuron]
-    rows.append(["static (whole chip)", *(_static_cell(results[n]) for n in names)])
+            for i, layer in enumerate(counts.layers)
+            if layer.is_synaptic or layer.is_neuron or (layer.is_norm and layer.total("norm_ops"))]
+    if any(r.components.get("routing") for r in results.values()):
+        rows.append(["  of which routing", *(fmt_energy(results[n].components.get("routing")) if
+                                             "routing" in results[n].components else "—" for n in names)])
+    rows.append(["static", *(_static_cell(results[n]) for n in names)])
     rows.append(["SNN total", *(fmt_energy(results[n].energy_pj) for n in names)])
+    if any(fmt_range(r.energy_range) for r in results.values()):
+        rows.append(["  range", *(fmt_range(results[n].energy_range) for n in names)])
     passes = "one pass" if counts.ann_passes == 1 else f"{counts.ann_passes} passes (sequence)"
-    rows.append([f"ANN, {passes}", *(fmt_energy(results[n].ann_pj) for n in names)])
+    rows.append([f"ANN dense, {passes}", *(fmt_energy(results[n].ann_pj) for n in names)])
+    rows.append([f"ANN zero-skip (ρ = {counts.ann_density:g}, assumed)",
+                 *(fmt_energy(results[n].ann_skip_pj) for n in names)])
     rows.append(["  priced on", *(results[n].ann_profile for n in names)])
-    rows.append(["SNN / ANN", *(f"{results[n].ratio:.3g}" for n in names)])
-    rows.append(["break-even rate", *(_rate_cell(results[n]) for n in names)])
+    rows.append(["SNN / ANN dense", *(f"{results[n].ratio:.3g}" for n in names)])
+    rows.append(["SNN / ANN zero-skip", *(f"{results[n].ratio_skip:.3g}" for n in names)])
+    rows.append(["break-even rate (dense)", *(_rate_cell(results[n]) for n in names)])
     out.append(_table(["layer", *names], rows))
+    loads = next(iter(results.values())).norm_param_loads if results else 0
+    if loads:
+        out.append(f"BNTT folded: {fmt_count(loads)} per-step parameter loads per sample (leak, threshold and bias "
+                   "of each channel at every step), priced only by the memory model (--memory)")
+    mapped = {n: r.mapping for n, r in results.items() if r.mapping is not None}
+    if mapped:
+        out += ["", "Core mapping (each neuron layer on cores of its own; mapping.py)", _mapping_table(mapped)]
+        for n, m in mapped.items():
+            for pl in m.placements:
+                if not pl.fits:
+                    out.append(f"  {n}: layer {pl.index} ({pl.kind}) does not fit: {pl.reason}")
+        if per_layer:
+            for n, m in mapped.items():
+                out += ["", f"Placement on {n}", _placement_table(m)]
     out.append(f"measured spike rate: {totals['spike_rate']:.4f} spikes per neuron per step; the break-even "
                "rate scales the network's own spikes and what they drive, all else fixed")
     if per_timestep:
@@ -109,10 +151,33 @@ def to_text(run, counts, results, memory=False, per_timestep=False):
     return "\n".join(out)
 
 
+def _norm(results):
+    return next(iter(results.values())).norm if results else "explicit"
+
+
 def _static_cell(res):
     if not res.profile.static:
         return "—"
-    return fmt_energy(res.static_pj) + ("" if res.static_added else " (in events)")
+    return f"{fmt_energy(res.static_pj)} ({res.static_scope}{'' if res.static_added else ', in events'})"
+
+
+def _mapping_table(mapped):
+    names = list(mapped)
+    rows = [["cores", *(str(mapped[n].cores) for n in names)],
+            ["chips", *(str(mapped[n].chips) for n in names)],
+            ["fits", *("yes" if mapped[n].fits else "no" for n in names)],
+            ["packets to cores", *(fmt_count(mapped[n].total("packets")) for n in names)],
+            ["router hops E-W", *(fmt_count(mapped[n].total("hops_east_west")) for n in names)],
+            ["router hops N-S", *(fmt_count(mapped[n].total("hops_north_south")) for n in names)],
+            ["between chips", *(fmt_count(mapped[n].total("chip_crossings")) for n in names)]]
+    return _table(["per sample", *names], rows)
+
+
+def _placement_table(m):
+    rows = [[f"{p.index} {p.kind}", str(p.neurons), fmt_count(p.synapses), str(p.fan_in),
+             f"{p.first_core}–{p.first_core + p.cores - 1}", str(p.cores), p.limit,
+             "yes" if p.fits else "no"] for p in m.placements]
+    return _table(["layer", "neurons", "synapses", "fan-in", "cores", "n", "set by", "fits"], rows)
 
 
 def _rate_cell(res):
@@ -142,7 +207,11 @@ def _profile_text(res, memory):
             reference.append(f"{c.key} {c.value:g} {c.unit}")
             continue
         tag = "not priced" if table == "reference" else table
-        lines.append(f"  {c.key:<24} {c.value:>8g} {c.unit:<3} [{c.status}; {tag}]")
+        span = ""
+        if c.has_range:
+            span = f" (range {c.bound('low'):g}–{c.bound('high'):g})" if np.isfinite(c.bound("high")) else \
+                f" (a lower bound: ≥ {c.bound('low'):g})"
+        lines.append(f"  {c.key:<24} {c.value:>8g} {c.unit:<5} [{c.status}; {tag}]{span}")
         lines += textwrap.wrap(c.source + (f" — {c.note}" if c.note else ""), 96,
                                initial_indent="      ", subsequent_indent="      ")
     if reference:
@@ -164,7 +233,18 @@ def _notes(counts, memory):
                      f"{counts.ann_passes} passes, one per step; --ann-passes 1 prices a single pass.")
     if not memory:
         notes.append("Memory traffic is not priced for the CMOS profiles; --memory adds weight and "
-                     "membrane-potential accesses (Lemaire et al. 2022).")
+                     "membrane-potential accesses (hwmodel's per-access model, after Lemaire et al. 2022).")
+    if any(layer.kind == "BNTT" for layer in counts.layers):
+        notes.append("BNTT's per-step statistics and γ cannot fold into the time-shared weights. --bntt fold "
+                     "prices it instead as a per-step leak λ·a_{t−1}/a_t, threshold θ/a_t and bias b_t/a_t of each "
+                     "channel (a_t = γ_t/√(σ²_t+ε)): exact only while every γ_t > 0, which a run file does not record.")
+    notes.append(f"The zero-skipping ANN performs only the MACs of non-zero inputs, at an assumed ReLU density "
+                 f"ρ = {counts.ann_density:g} for hidden layers (--ann-density); its first layer reads the input "
+                 "densely (an image) or at its measured density (a sequence's analogue values).")
+    if counts.ann_passes > 1:
+        notes.append("For a sequence, the equivalent ANN is the same feed-forward layers run once per element, "
+                     "with no state between elements: it prices the arithmetic, but such a network cannot solve a "
+                     "task that needs memory (sMNIST); a recurrent ANN of the same widths would cost more per step.")
     return notes
 
 
@@ -176,7 +256,7 @@ def to_json(run, counts, results, memory=False, per_timestep=False):
     for i, layer in enumerate(counts.layers):
         entry = {"index": layer.index, "kind": layer.kind, "in_shape": list(layer.in_shape),
                  "out_shape": list(layer.out_shape), "input": layer.input, "binary_input": layer.binary_input,
-                 **{k: layer.total(k) for k in (*COUNT_KEYS, "ann_macs")}, "spike_rate": layer.spike_rate,
+                 **{k: layer.total(k) for k in (*COUNT_KEYS, "ann_macs", "ann_macs_skip")}, "spike_rate": layer.spike_rate,
                  "energy_pj": {n: r.layer_pj[i] for n, r in results.items()}}
         if layer.note:
             entry["note"] = layer.note
@@ -187,16 +267,21 @@ def to_json(run, counts, results, memory=False, per_timestep=False):
         profiles[n] = {
             "title": r.profile.title, "path": r.profile.path, "energy_pj": r.energy_pj, "dynamic_pj": r.dynamic_pj,
             "static_pj": r.static_pj, "static_added": r.static_added, "components_pj": r.components,
-            "ann_energy_pj": r.ann_pj, "ann_profile": r.ann_profile, "ratio": r.ratio,
+            "energy_range_pj": list(r.energy_range) if r.energy_range else None,
+            "ann_energy_pj": r.ann_pj, "ann_zero_skip_energy_pj": r.ann_skip_pj, "ann_profile": r.ann_profile,
+            "ratio": r.ratio, "ratio_zero_skip": r.ratio_skip,
             "break_even_spike_rate": rate, "break_even_note": why,
-            "memory_included": r.profile.memory_included,
+            "memory_included": r.profile.memory_included, "bntt": r.norm, "norm_param_loads": r.norm_param_loads,
+            "static_scope": r.static_scope, "mapping": _mapping_json(r.mapping),
             "constants": {f"{table}.{c.key}": {"value": c.value, "unit": c.unit, "status": c.status,
-                                               "source": c.source, **({"note": c.note} if c.note else {})}
+                                               "source": c.source, **({"note": c.note} if c.note else {}),
+                                               **({"low": c.bound("low"), "high": c.bound("high")}
+                                                  if c.has_range else {})}
                           for table, c in r.profile.constants()}}
     doc = {"run": {"path": run.path, "format_version": 1, "T": run.T, "n_samples": run.n_samples,
                    "accuracy": run.accuracy, "input_binary": counts.input_binary, "meta": run.meta},
            "options": {"memory": memory, "fold_pool": counts.fold_pool, "ann_passes": counts.ann_passes,
-                       "profiles": list(results)},
+                       "ann_density": counts.ann_density, "bntt": _norm(results), "profiles": list(results)},
            "units": "per sample (one inference), summed over time steps; energies in pJ",
            "totals": totals, "layers": layers, "profiles": profiles,
            "notes": list(counts.notes) + _notes(counts, memory)}
@@ -205,6 +290,16 @@ def to_json(run, counts, results, memory=False, per_timestep=False):
                                "input_events": counts.input_events.tolist(),
                                "energy_pj": {n: r.per_step_pj.tolist() for n, r in results.items()}}
     return _finite(doc)
+
+
+def _mapping_json(m):
+    if m is None:
+        return None
+    return {"cores": m.cores, "chips": m.chips, "fits": m.fits,
+            **{k: m.total(k) for k in ("packets", "hops_east_west", "hops_north_south", "chip_crossings")},
+            "layers": [{"index": p.index, "kind": p.kind, "neurons": p.neurons, "synapses": p.synapses,
+                        "fan_in": p.fan_in, "first_core": p.first_core, "cores": p.cores, "limit": p.limit,
+                        "fits": p.fits, **({"reason": p.reason} if p.reason else {})} for p in m.placements]}
 
 
 def _finite(obj):
@@ -217,4 +312,6 @@ def _finite(obj):
         return float(obj) if np.isfinite(obj) else None
     if isinstance(obj, np.integer):
         return int(obj)
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
     return obj

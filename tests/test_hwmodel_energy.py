@@ -36,7 +36,9 @@ def test_json_contract_as_a_module(run_path):
                                                      "neuron_updates": 4.0, "spikes": 2.0}
     assert set(totals["energy_pj"]) == set(builtin_names())
     assert totals["energy_pj"]["cmos45nm"] == pytest.approx(31.0)
-    assert totals["energy_pj"]["loihi"] == pytest.approx(458.2)
+    # 516.2 by hand (test_hwmodel_profiles) + routing: the LIF's 2 spikes per sample each cross one
+    # east-west router to the Readout's core (core 0 -> core 1): 2 × 3.0 pJ
+    assert totals["energy_pj"]["loihi"] == pytest.approx(516.2 + 6.0)
 
 
 def test_json_layers_and_profiles(run_path, capsys):
@@ -50,7 +52,9 @@ def test_json_layers_and_profiles(run_path, capsys):
         assert sum(l["energy_pj"][name] for l in layers) == pytest.approx(doc["totals"]["energy_pj"][name])
     p = doc["profiles"]["loihi"]
     assert p["ann_profile"] == "cmos45nm" and p["ann_energy_pj"] == pytest.approx(46.0)
-    assert p["ratio"] == pytest.approx(458.2 / 46.0)
+    assert p["ratio"] == pytest.approx(522.2 / 46.0)
+    assert p["energy_range_pj"][0] == pytest.approx(522.2 - 4 * (81 - 52)) and p["energy_range_pj"][1] is None
+    assert p["mapping"]["cores"] == 2 and p["mapping"]["hops_east_west"] == pytest.approx(2.0)
     assert p["constants"]["energy.synop"]["status"] == "pre-silicon"
     rate = doc["profiles"]["cmos45nm"]["break_even_spike_rate"]
     assert rate == pytest.approx(0.5 * (46 - 25.6) / 5.4)

@@ -19,7 +19,7 @@ BY_HAND = {
     "cmos45nm": 8 * 0.9 + 4 * 5.5 + 2 * 0.9,                 # 31.0
     "cmos45nm_int32": 8 * 0.1 + 4 * 3.3 + 2 * 0.1,           # 14.2
     "cmos45nm_int8": 8 * 0.03 + 4 * 0.26 + 2 * 0.03,         # 1.34
-    "loihi": 8 * 23.6 + 2 * 81 + 2 * 52 + 2 * 1.7,           # 458.2: active = fired at that step
+    "loihi": 8 * 23.6 + 4 * 81 + 2 * 1.7,                   # 516.2: every update active (a leaky neuron with input)
     "truenorth": 8 * 26.0,                                   # all-in figure; static shown, not added
     "spinnaker": 8 * 13300 + 4 * 26000,                      # 210 400
     "spinnaker2": 8 * 450 + 4 * 2190,                        # 12 360
@@ -53,13 +53,16 @@ def test_published_numbers():
     assert load_profile("cmos45nm_int8").e("mac") == pytest.approx(0.23)
     assert load_profile("cmos45nm_int32").e("mac") == pytest.approx(3.2)
     loihi = load_profile("loihi")
-    assert (loihi.e("synop"), loihi.e("neuron_update_inactive"), loihi.e("neuron_update_active"),
-            loihi.e("spike")) == (23.6, 52, 81, 1.7)
-    assert {c.key: c.value for c in loihi.reference.values()} == {"hop_east_west": 3.0, "hop_north_south": 4.0}
+    assert (loihi.e("synop"), loihi.e("neuron_update"), loihi.e("spike")) == (23.6, 81, 1.7)
+    assert loihi.energy["neuron_update"].bound("low") == 52                    # the inactive figure
+    assert loihi.energy["synop"].bound("high") == float("inf")                 # Table 2's minimum
+    assert (loihi.e("hop_east_west"), loihi.e("hop_north_south")) == (3.0, 4.0)
     assert loihi.energy["synop"].status == "pre-silicon"
+    assert (loihi.m("neurons_per_core"), loihi.m("cores_per_chip")) == (1024, 128)
     tn = load_profile("truenorth")
     assert tn.e("synop") == 26 and tn.static_in_events and tn.static["time_step"].value == 1.0
     assert "not a marginal" in tn.energy["synop"].note
+    assert (tn.m("neurons_per_core"), tn.m("fan_in_per_core"), tn.m("cores_per_chip")) == (256, 256, 4096)
     assert (load_profile("spinnaker").e("synop"), load_profile("spinnaker").e("neuron_update")) == (13300, 26000)
     assert (load_profile("spinnaker2").e("synop"), load_profile("spinnaker2").e("neuron_update")) == (450, 2190)
 
