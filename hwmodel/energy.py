@@ -42,8 +42,9 @@ import numpy as np
 from . import memory as memory_model
 from .counts import DEFAULT_ANN_DENSITY, count_run
 from .mapping import place
+from .nirgraph import read_any_run
 from .profiles import ProfileError, load_profile, load_profiles
-from .runfile import RunFormatError, read_run
+from .runfile import RunFormatError
 
 NORM_MODES = ("explicit", "fold")
 
@@ -256,7 +257,10 @@ def parse_args(argv=None):
         prog="python -m hwmodel.energy",
         description="Count the events of a recorded SNN run (minisnn --record) and price them on "
                     "neuromorphic and CMOS hardware profiles.")
-    p.add_argument("run", help="the run file (run.npz, format v1; see docs/run-format.md)")
+    p.add_argument("run", help="the run file (run.npz, format v1; see docs/run-format.md), or a NIR graph "
+                               "(graph.nir) with --spikes (docs/nir.md)")
+    p.add_argument("--spikes", metavar="SPIKES.npz|.h5",
+                   help="with a NIR graph: the recording of its spikes per node and time step (docs/nir.md)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--profile", action="append", metavar="NAME|PATH.toml",
                    help="a built-in profile name or a TOML file (repeatable; default: every built-in profile)")
@@ -286,7 +290,7 @@ def main(argv=None):
     from . import report
     args = parse_args(argv)
     try:
-        run = read_run(args.run)
+        run = read_any_run(args.run, args.spikes)
         counts = count_run(run, fold_pool=args.fold_pool, passes=args.ann_passes, ann_density=args.ann_density)
         profiles = load_profiles(args.profile)
         results = price_all(counts, profiles, memory=args.memory, norm=args.bntt, run=run)

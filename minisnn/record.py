@@ -149,6 +149,13 @@ def record_run(net, batches, path, meta=None):
         path, T, n_samples, accuracy (None without labels), layers (kinds), input_binary,
         sequential, spikes_per_sample, spike_rate (LIF spikes per neuron per step).
     """
+    return write_recording(collect(net, batches), net, path, meta)
+
+
+def collect(net, batches):
+    """The counts of ``record_run`` (one pass over ``batches``), not yet written: a ``_Recorder``
+    whose ``counts``, ``sources`` and ``layers`` are the run file's (``minisnn.export`` writes
+    them as a NIR spikes file too)."""
     if any(layer.sublayers() for layer in net.layers):
         raise ValueError("record_run: the run format (v1) has no residual connections; "
                          "this network's blocks cannot be recorded yet")
@@ -158,6 +165,11 @@ def record_run(net, batches, path, meta=None):
         rec.batch(net, x, labels)
     if rec.T is None:
         raise ValueError("record_run: no batches to record")
+    return rec
+
+
+def run_meta(rec, net, meta=None):
+    """The run's meta: the network, its spec, minisnn's version, ``sequential``, then ``meta``."""
     info = {"network": repr(net), "spec": getattr(net, "spec", None)}
     try:
         from . import __version__
@@ -168,6 +180,12 @@ def record_run(net, batches, path, meta=None):
     # run once per step. Constant input is direct coding, binary input rate coding: one pass.
     info["sequential"] = bool(rec.varies and not rec.sources["input"]["binary"])
     info.update(meta or {})
+    return info
+
+
+def write_recording(rec, net, path, meta=None):
+    """Write what ``collect`` gathered as a run file; returns ``record_run``'s summary."""
+    info = run_meta(rec, net, meta)
     write_run(path, T=rec.T, n_samples=rec.n_samples, layers=rec.layers, sources=rec.sources, counts=rec.counts,
               meta=info, n_labelled=rec.n_labelled, n_correct=rec.n_correct)
     lif = [e for e in rec.layers if e["kind"] == "LIF"]

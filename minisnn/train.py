@@ -15,7 +15,7 @@ from .data import DataError
 from .models import NORMS
 from .surrogate import SURROGATES
 from .tasks import RECIPES, TASKS
-from .training import TrainConfig, TrainingDiverged, TrainingInterrupted, UsageError, train
+from .training import RESETS, TrainConfig, TrainingDiverged, TrainingInterrupted, UsageError, train
 
 
 def parse_args(argv=None):
@@ -37,6 +37,9 @@ def parse_args(argv=None):
     p.add_argument("--leak", type=float, help="membrane leak λ")
     p.add_argument("--threshold", type=float, default=1.0)
     p.add_argument("--norm", choices=NORMS, default="bntt")
+    p.add_argument("--reset", choices=RESETS, default="soft",
+                   help="LIF reset after a spike: soft subtracts θ (v = u − θ·o, the reference's), hard sets the "
+                        "membrane to 0 (v = u·(1 − o)); NIR export needs hard (docs/nir.md)")
     p.add_argument("--surrogate", choices=sorted(SURROGATES), default="triangle")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", help="folder with the dataset files (else $MINISNN_DATA, ~/.cache/minisnn)")

@@ -39,6 +39,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from hwmodel import energy
 from hwmodel.profiles import PROFILE_DIR, ProfileError, load_profile
 from hwmodel.runfile import RunFormatError, read_run, write_run
+from hwmodel.spikefile import SpikesFormatError, read_spikes, write_spikes
 from minisnn import models
 from minisnn.checkpoint import CheckpointError, load_checkpoint, load_network, save_checkpoint
 from minisnn.data import DataError, cifar, dvs, fetch, mnist
@@ -199,6 +200,12 @@ def make_run(folder):
     return path, lambda: read_run(path)
 
 
+def make_spikes(folder):
+    path = write_spikes(folder / "spikes.npz", T=2, n_samples=2, counts=COUNTS,
+                        binary={k: v["binary"] for k, v in SOURCES.items()}, meta={"dataset": "toy"})
+    return path, lambda: read_spikes(path)
+
+
 def make_profile(folder):
     path = folder / "loihi.toml"
     shutil.copy(PROFILE_DIR / "loihi.toml", path)       # a shipped profile: every table is there
@@ -228,6 +235,7 @@ READERS = [
     Reader("checkpoint", make_checkpoint(load_checkpoint), CheckpointError, zip=True),
     Reader("checkpoint-network", make_checkpoint(load_network), CheckpointError, zip=True),
     Reader("run-file", make_run, RunFormatError, zip=True),
+    Reader("spikes-file", make_spikes, SpikesFormatError, zip=True),
     Reader("profile-toml", make_profile, ProfileError),
 ]
 
