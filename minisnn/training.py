@@ -77,6 +77,7 @@ def train_step(net, opt, x, labels, observe=None):
 # The recipe's settings that a resumed run may change: the schedule and the evaluation.
 RESUMABLE_KEYS = ("epochs", "milestones", "bn_calibration")
 RECIPE_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "T", "leak")
+RESETS = ("soft", "hard")
 
 
 @dataclass
@@ -95,6 +96,7 @@ class TrainConfig:
     leak: float = None
     threshold: float = 1.0
     norm: str = "bntt"
+    reset: str = "soft"              # LIF reset: "soft" (v = u − θ·o) or "hard" (v = u·(1 − o), as NIR's)
     surrogate: str = "triangle"
     seed: int = 0
     subset: int = None               # train on N training samples, test on N test samples
@@ -120,7 +122,8 @@ class TrainConfig:
             raise UsageError(f"unknown recipe {self.recipe!r}; choose one of {', '.join(RECIPES)}")
         cfg = dict(task.defaults, **RECIPES[self.recipe])
         cfg.update({k: getattr(self, k) for k in RECIPE_KEYS if getattr(self, k) is not None})
-        cfg.update(dataset=task.name, recipe=self.recipe, threshold=self.threshold, norm=self.norm, surrogate=self.surrogate,
+        cfg.update(dataset=task.name, recipe=self.recipe, threshold=self.threshold, norm=self.norm, reset=self.reset,
+                   surrogate=self.surrogate,
                    seed=self.seed, subset=self.subset, milestones=self.milestones,
                    bn_calibration=self.bn_calibration, gamma_decay=self.gamma_decay)
         milestones = self.milestones or []
@@ -132,6 +135,7 @@ class TrainConfig:
                   (cfg["weight_decay"] >= 0, "--weight-decay must be non-negative"),
                   (0 <= cfg["leak"] <= 1, "--leak must be in [0, 1]"),
                   (cfg["threshold"] > 0, "--threshold must be positive"),
+                  (cfg["reset"] in RESETS, f"--reset must be one of {', '.join(RESETS)}, got {cfg['reset']!r}"),
                   (self.subset is None or self.subset >= 1, "--subset must be at least 1"),
                   (self.checkpoint_every >= 1, "--checkpoint-every must be at least 1"),
                   (self.bn_calibration >= 0, "--bn-calibration must be non-negative"),
@@ -196,8 +200,8 @@ def train(config):
         raise UsageError(f"--out {out} exists and is not a folder")
     ckpt_path = out / "checkpoint.npz"
     net = task.build(T=cfg["T"], norm=cfg["norm"], leak=cfg["leak"], threshold=cfg["threshold"],
-                     surrogate=cfg["surrogate"], seed=cfg["seed"])
-    no_decay = [] if cfg["gamma_decay"] else [layer.gamma for layer in net.layers if isinstance(layer, BNTT)]
+                     reset=cfg["reset"], surrogate=cfg["surrogate"], seed=cfg["seed"])
+    no_decay = [] if cfg["gamma_decay"] else [layer.gamma for layer in net.modules() if isinstance(layer, BNTT)]
     opt = SGD(net.parameters(), cfg["lr"], cfg["momentum"], cfg["weight_decay"], no_decay=no_decay)
     progress = {"epoch": 0, "step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0, "elapsed_s": 0.0, "lr_sum": 0.0}
     if config.resume:
@@ -309,7 +313,7 @@ def calibrate(task, cfg, net, train_x, epoch, progress=True):
 
 
 # Settings added since older checkpoints were written, with the value they had then.
-ADDED_KEYS = {"recipe": "code", "gamma_decay": True}
+ADDED_KEYS = {"recipe": "code", "gamma_decay": True, "reset": "soft"}
 
 
 def recipe_changes(saved, now):
