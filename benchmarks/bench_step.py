@@ -91,10 +91,15 @@ def per_layer(net, x, y, repeats):
 
 
 def peak_memory_child(T, B):
-    """Peak RSS (MiB) of a fresh process that builds the network and runs two training steps."""
-    code = (f"import sys; sys.path.insert(0, {str(__file__.rsplit('/', 1)[0])!r}); import bench_step as b, resource;"
+    """Peak RSS (MiB) of a fresh process that builds the network and runs two training steps.
+
+    Read from the child's ``VmHWM`` (the high-water mark of its own address space), not from
+    ``getrusage``: Linux carries ``ru_maxrss`` across fork and exec, so a child started by a big
+    parent reports at least the parent's RSS at the fork (this benchmark used to print its own
+    parent's 1.3–1.5 GiB that way)."""
+    code = (f"import sys; sys.path.insert(0, {str(__file__.rsplit('/', 1)[0])!r}); import bench_step as b;"
             f"net, opt, x, y = b.build({T}, {B}); b.training_step(net, opt, x, y); b.training_step(net, opt, x, y);"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.split()[-1]) / 1024
 

@@ -80,8 +80,12 @@ class SmoothLIF(LIF):
             r = o if frozen is None else frozen[t]
             v = u * (1.0 - r) if self.reset == "hard" else u - self.threshold * r
             membrane[t], spikes[t] = u, o
-        self._saved_spikes, self._saved_membrane = spikes, membrane
+        self._saved_reset, self._saved_membrane = spikes, membrane
         return spikes.reshape(x.shape)
+
+    def _reset_signal(self, like):
+        """The smooth o_t: the hard reset's ∂v/∂u = 1 − o_t uses the stand-in's own spikes."""
+        return self._saved_reset
 
 
 def smooth_network(net, x=None):

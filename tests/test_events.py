@@ -6,11 +6,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minisnn.gradcheck import layer_gradients, max_relative_error
-from minisnn.kernels.events import ROWS, event_matmul, event_weight_grad, grad_chunks
+from minisnn.kernels.events import (ROWS, event_matmul, event_weight_grad, event_weight_grad_bits, grad_chunks,
+                                    pattern_bytes)
 from minisnn.layers import Linear
 from minisnn.layers.linear import EVENT_DENSITY
 
 TOL = {np.float64: 1e-12, np.float32: 2e-5}
+NO_PATTERN = np.zeros((0, 1), dtype=np.uint8)
 
 
 def sparse_input(rng, shape, density, dtype, binary):
@@ -29,7 +31,8 @@ def test_event_products_match_dense_products(N, n_in, n_out, density, binary, ch
     x = sparse_input(rng, (N, n_in), density, dtype, binary)
     W = rng.normal(size=(n_out, n_in)).astype(dtype)
     dy = rng.normal(size=(N, n_out)).astype(dtype)
-    y = event_matmul(x, np.ascontiguousarray(W.T), np.full((N, n_out), np.nan, dtype=dtype))
+    y = np.full((N, n_out), np.nan, dtype=dtype)
+    assert not event_matmul(x, np.ascontiguousarray(W.T), y, NO_PATTERN)
     dWt = event_weight_grad(dy, x, chunks)
     assert y.dtype == dtype and dWt.dtype == dtype and dWt.shape == (n_in, n_out)
     dense_y = x.astype(np.float64) @ W.T.astype(np.float64)
@@ -43,11 +46,52 @@ def test_event_products_match_dense_products(N, n_in, n_out, density, binary, ch
 def test_event_products_by_hand():
     x = np.array([[0, 1, 0], [2, 0, -1], [0, 0, 0]], dtype=np.float64)
     W = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.float64)   # [out, in]
-    y = event_matmul(x, np.ascontiguousarray(W.T), np.empty((3, 2)))
+    y = np.empty((3, 2))
+    pattern = np.zeros((3, 1), dtype=np.uint8)
+    assert not event_matmul(x, np.ascontiguousarray(W.T), y, pattern)      # 2 and −1 are not spikes
     np.testing.assert_array_equal(y, [[2, 5], [2 - 3, 8 - 6], [0, 0]])
+    np.testing.assert_array_equal(pattern[:, 0], [0b010, 0b101, 0])
     dy = np.array([[1, 10], [100, 1000], [7, 7]], dtype=np.float64)
     for chunks in (1, 2, 3):
         np.testing.assert_array_equal(event_weight_grad(dy, x, chunks).T, [[200, 1, -100], [2000, 10, -1000]])
+
+
+@settings(deadline=None, max_examples=30)
+@given(N=st.integers(1, 2 * ROWS + 7), n_in=st.integers(1, 40), n_out=st.integers(1, 20),
+       density=st.sampled_from([0.0, 0.05, 0.3, 1.0]), chunks=st.integers(1, 5),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1))
+def test_spikes_kept_as_bits_give_the_same_gradient_bit_for_bit(N, n_in, n_out, density, chunks, dtype, seed):
+    """For binary x, event_matmul's bits are x's nonzeros (packed little-endian per byte), and the
+    weight gradient from them equals the one from x itself exactly, not just to rounding."""
+    rng = np.random.default_rng(seed)
+    x = sparse_input(rng, (N, n_in), density, dtype, binary=True)
+    W = rng.normal(size=(n_out, n_in)).astype(dtype)
+    dy = rng.normal(size=(N, n_out)).astype(dtype)
+    pattern = np.zeros((N, pattern_bytes(n_in)), dtype=np.uint8)
+    y = np.empty((N, n_out), dtype=dtype)
+    assert event_matmul(x, np.ascontiguousarray(W.T), y, pattern)
+    np.testing.assert_array_equal(pattern, np.packbits(x != 0, axis=1, bitorder="little"))
+    np.testing.assert_array_equal(event_weight_grad_bits(dy, pattern, n_in, chunks), event_weight_grad(dy, x, chunks))
+
+
+def test_linear_keeps_spikes_as_bits_and_other_inputs_as_they_are():
+    rng = np.random.default_rng(1)
+    layer = Linear(64, 16, rng=rng)
+    layer.event_driven = True
+    dy = rng.normal(size=(10, 8, 16)).astype(np.float32)
+    spikes = sparse_input(rng, (10, 8, 64), 0.1, np.float32, binary=True)
+    layer.forward(spikes)
+    assert layer._saved_x is None and layer._saved_pattern.shape == (80, 8)
+    dx = layer.backward(dy)
+    from_bits = layer.weight.grad.copy()
+    layer.weight.grad[...] = 0
+    layer.forward(spikes * np.float32(2))                 # not binary: x itself is kept
+    assert layer._saved_pattern is None and layer._saved_x is not None
+    layer.backward(dy / np.float32(2))
+    np.testing.assert_array_equal(layer.weight.grad, from_bits)   # 2·(dy/2) = dy: exactly the same sums
+    assert dx.shape == spikes.shape
+    layer.clear()
+    assert layer._saved_pattern is None
 
 
 def test_gradient_chunks_depend_on_shapes_only():

@@ -7,6 +7,11 @@ each nonzero x[n, j], the row x[n, j]·Wᵀ[j] into y[n] does only the useful wo
 input, not only spikes, and faster than BLAS below a density ``layers/linear.py`` chooses.
 
 Rows of x are ``[N, in]`` samples (time folded into the batch, N = T·B), C-contiguous.
+
+For the weight gradient, backward needs x again. When x is binary (spikes: every nonzero is 1),
+its pattern of nonzeros is all of it, and ``event_matmul`` writes that pattern as bits on the
+way (``[N, ⌈in/8⌉]`` uint8, 1/32 of the float32 array), so ``Linear`` keeps the bits instead of
+the spikes and ``event_weight_grad_bits`` reads them: the same additions in the same order.
 """
 import numpy as np
 from numba import njit, prange
@@ -36,17 +41,27 @@ def _nonzero_columns(row, idx):
     return count
 
 
+def pattern_bytes(n_in):
+    """Bytes per row of a nonzero pattern: ⌈in/8⌉."""
+    return (n_in + 7) // 8
+
+
 @njit(parallel=True, cache=True)
-def event_matmul(x, weight_t, y):
+def event_matmul(x, weight_t, y, pattern):
     """y[n] = Σ_{j: x[n,j] ≠ 0} x[n, j]·Wᵀ[j]   (= x·Wᵀ),   x ``[N, in]``, Wᵀ ``[in, out]``.
 
-    Writes into y ``[N, out]`` and returns it. Parallel over blocks of rows; each row's nonzero
-    columns are found once, then each adds one contiguous row of Wᵀ (SIMD) into an accumulator
-    that stays in L1 until the row is done.
+    Writes into y ``[N, out]``. Parallel over blocks of rows; each row's nonzero columns are
+    found once, then each adds one contiguous row of Wᵀ (SIMD) into an accumulator that stays in
+    L1 until the row is done. With a zeroed ``pattern`` ``[N, ⌈in/8⌉]`` uint8 (0 rows: none
+    wanted), also sets bit j of row n where x[n, j] ≠ 0, and returns whether every nonzero of x
+    is 1 (True: the bits are all of x).
     """
     N, n_in = x.shape
     n_out = weight_t.shape[1]
-    for blk in prange((N + ROWS - 1) // ROWS):
+    blocks = (N + ROWS - 1) // ROWS
+    ones = np.ones(blocks, dtype=np.bool_)
+    bits = pattern.shape[0] > 0
+    for blk in prange(blocks):
         idx = np.empty(n_in + 1, dtype=np.int64)
         acc = np.empty(n_out, dtype=y.dtype)
         for n in range(blk * ROWS, min((blk + 1) * ROWS, N)):
@@ -57,8 +72,11 @@ def event_matmul(x, weight_t, y):
                 a, w = row[idx[c]], weight_t[idx[c]]
                 for k in range(n_out):
                     acc[k] += a * w[k]
+                if bits:
+                    ones[blk] &= a == 1
+                    pattern[n, idx[c] >> 3] |= np.uint8(1 << (idx[c] & 7))
             y[n] = acc
-    return y
+    return bits and ones.all()
 
 
 @njit(parallel=True, cache=True)
@@ -84,4 +102,40 @@ def event_weight_grad(dy, x, n_chunks):
                 a, acc_j = row[idx[c]], acc[idx[c]]
                 for k in range(n_out):
                     acc_j[k] += a * g[k]
+    return partial.sum(axis=0)
+
+
+@njit(cache=True, inline="always")
+def _set_bits(bits, n_in, idx):
+    """Write the indices of the set bits of one pattern row into ``idx``, ascending; return how
+    many (branch-free, as ``_nonzero_columns``)."""
+    count = 0
+    for j in range(n_in):
+        idx[count] = j
+        count += (bits[j >> 3] >> (j & 7)) & 1
+    return count
+
+
+@njit(parallel=True, cache=True)
+def event_weight_grad_bits(dy, pattern, n_in, n_chunks):
+    """``event_weight_grad`` for a binary x given by its nonzero pattern (``event_matmul``):
+
+        dWᵀ[j] = Σ_{n: bit j of row n set} dy[n]
+
+    the same rows, chunks and order of additions (1·dy[n] = dy[n] exactly), so the same result.
+    """
+    N = pattern.shape[0]
+    n_out = dy.shape[1]
+    partial = np.zeros((n_chunks, n_in, n_out), dtype=dy.dtype)
+    per_chunk = (N + n_chunks - 1) // n_chunks
+    for chunk in prange(n_chunks):
+        acc = partial[chunk]
+        idx = np.empty(n_in + 1, dtype=np.int64)
+        for n in range(chunk * per_chunk, min((chunk + 1) * per_chunk, N)):
+            g = dy[n]
+            count = _set_bits(pattern[n], n_in, idx)
+            for c in range(count):
+                acc_j = acc[idx[c]]
+                for k in range(n_out):
+                    acc_j[k] += g[k]
     return partial.sum(axis=0)

@@ -46,7 +46,7 @@ def lif_scan_forward(current, leak, threshold, hard_reset, spikes, membrane):
 
 
 @njit(parallel=True, cache=True)
-def lif_scan_backward(grad_spikes, membrane, spikes, leak, threshold, hard_reset, detach_reset,
+def lif_scan_backward(grad_spikes, membrane, reset, leak, threshold, hard_reset, detach_reset,
                       kind, height, width, grad_current):
     """BPTT through the LIF recursion, from t = T−1 down to 0.
 
@@ -57,23 +57,28 @@ def lif_scan_backward(grad_spikes, membrane, spikes, leak, threshold, hard_reset
         ∂L/∂I_t = δu_t
 
     ``grad_spikes`` g ``[T, N]`` is ∂L/∂o from the layer above; a single row ``[1, N]`` stands
-    for the same g at every step (the readout's gradient). Writes ∂L/∂I into ``grad_current``
-    ``[T, N]`` and returns it.
+    for the same g at every step (the readout's gradient). The hard reset's o_t is recomputed
+    from the membrane, o_t = H(u_t − θ), exactly as the forward scan decided it, when ``reset``
+    has no rows; otherwise ``reset`` ``[T, N]`` gives the reset signal (a smooth stand-in's, in
+    gradient checks). Writes ∂L/∂I into ``grad_current`` ``[T, N]`` and returns it.
     """
     T, N = membrane.shape
     same_every_step = grad_spikes.shape[0] == 1
+    recompute = reset.shape[0] == 0
     for blk in prange((N + BLOCK - 1) // BLOCK):
         n0 = blk * BLOCK
         n1 = min(n0 + BLOCK, N)
         du_next = np.zeros(n1 - n0, dtype=grad_current.dtype)
         for t in range(T - 1, -1, -1):
             g = grad_spikes[0 if same_every_step else t, n0:n1]
-            u_in, o_in, out = membrane[t, n0:n1], spikes[t, n0:n1], grad_current[t, n0:n1]
+            u_in, out = membrane[t, n0:n1], grad_current[t, n0:n1]
+            o_in = u_in if recompute else reset[t, n0:n1]
             for i in range(n1 - n0):
                 u = u_in[i]
                 sg = surrogate_grad(kind, u / threshold - 1.0, height, width) / threshold
                 if hard_reset:
-                    dv_du = 1.0 - o_in[i]
+                    o = (1.0 if u > threshold else 0.0) if recompute else o_in[i]
+                    dv_du = 1.0 - o
                     if not detach_reset:
                         dv_du -= u * sg
                 elif detach_reset:

@@ -32,7 +32,7 @@ class LIF(Layer):
         self.leak, self.threshold = float(leak), float(threshold)
         self.reset, self.detach_reset = reset, bool(detach_reset)
         self.surrogate = get_surrogate(surrogate)
-        self._saved_spikes = self._saved_membrane = None
+        self._saved_membrane = None     # the spikes are not kept: backward recomputes o_t = H(u_t − θ)
 
     def forward(self, x, train=True):
         shape = x.shape
@@ -41,8 +41,12 @@ class LIF(Layer):
         spikes, membrane = lif_scan_forward(current, cast(self.leak), cast(self.threshold), self.reset == "hard",
                                             np.empty_like(current),
                                             self.workspace.get("membrane", current.shape, current.dtype))
-        self._saved_spikes, self._saved_membrane = spikes, membrane
+        self._saved_membrane = membrane
         return spikes.reshape(shape)
+
+    def _reset_signal(self, like):
+        """The o_t of the reset for backward: none kept (the kernel recomputes it from u)."""
+        return like[:0]
 
     def backward(self, dy, out=None):
         """∂L/∂I from ∂L/∂o by the reverse-time scan ``lif_scan_backward``, written into ``out``
@@ -57,7 +61,7 @@ class LIF(Layer):
         dx = np.empty_like(membrane) if out is None else out.reshape(membrane.shape)
         if dx.dtype != membrane.dtype:
             raise ValueError(f"LIF.backward: out has dtype {dx.dtype}, the layer ran in {membrane.dtype}")
-        lif_scan_backward(grad, membrane, self._saved_spikes, cast(self.leak), cast(self.threshold),
+        lif_scan_backward(grad, membrane, self._reset_signal(membrane), cast(self.leak), cast(self.threshold),
                           self.reset == "hard", self.detach_reset, sg.kind, cast(sg.height), cast(sg.width), dx)
         return dx.reshape(shape)
 

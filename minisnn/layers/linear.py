@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..init import xavier_uniform
-from ..kernels.events import event_matmul, event_weight_grad, grad_chunks
+from ..kernels.events import event_matmul, event_weight_grad, event_weight_grad_bits, grad_chunks, pattern_bytes
 from .base import Layer, Parameter
 
 # Below this fraction of nonzero inputs the event-driven products (kernels/events.py) beat BLAS:
@@ -24,7 +24,9 @@ class Linear(Layer):
 
     Fed by spiking neurons, x is mostly zeros; below ``EVENT_DENSITY`` nonzeros the products
     with x (y = x·Wᵀ and dW = dyᵀ·x) are done event by event, in time proportional to the
-    nonzeros. ``event_driven``: "auto" (default), True (always) or False (always BLAS).
+    nonzeros. ``event_driven``: "auto" (default), True (always) or False (always BLAS). A binary
+    x (spikes) is then kept for backward as its bits of nonzeros, not as floats: 1/32 of the
+    memory, and the spikes array itself is freed as soon as the layers are done with it.
     """
 
     def __init__(self, in_features, out_features, bias=False, rng=None, dtype=np.float32):
@@ -39,6 +41,7 @@ class Linear(Layer):
         self.event_driven = "auto"
         self._saved_x = None
         self._saved_events = False
+        self._saved_pattern = None
 
     def _use_events(self, x2):
         if self.event_driven == "auto":
@@ -50,24 +53,32 @@ class Linear(Layer):
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
         events = self._use_events(x2)
+        pattern = None
         if events:
             x2 = np.ascontiguousarray(x2)
-            y = event_matmul(x2, np.ascontiguousarray(self.weight.data.T),
-                             np.empty((x2.shape[0], self.out_features), dtype=x2.dtype))
+            y = np.empty((x2.shape[0], self.out_features), dtype=x2.dtype)
+            pattern = np.zeros((x2.shape[0], pattern_bytes(self.in_features)), dtype=np.uint8)
+            if not event_matmul(x2, np.ascontiguousarray(self.weight.data.T), y, pattern):
+                pattern = None                          # not binary: keep x itself
         elif self.in_features == 1:   # an outer product: broadcasting is 3x faster than BLAS's GEMM
             y = x2 * self.weight.data.T
         else:
             y = x2 @ self.weight.data.T
         if self.bias is not None:
             y += self.bias.data
-        self._saved_x, self._saved_events = x2, events
+        self._saved_x, self._saved_events, self._saved_pattern = (None if pattern is not None else x2), events, pattern
         return y.reshape(*lead, self.out_features)
 
     def backward(self, dy):
         """dW = Σ_{t,b} dy·xᵀ ,  db = Σ dy ,  dx = dy·W."""
         lead = dy.shape[:-1]
         dy2 = dy.reshape(-1, self.out_features)
-        if self._saved_events:
+        if self._saved_pattern is not None:
+            pattern, dtype = self._saved_pattern, self.weight.data.dtype
+            chunks = grad_chunks(pattern.shape[0], self.in_features, self.out_features, dtype.itemsize)
+            self.weight.grad += event_weight_grad_bits(np.ascontiguousarray(dy2, dtype=dtype), pattern,
+                                                       self.in_features, chunks).T
+        elif self._saved_events:
             x2 = self._saved_x
             chunks = grad_chunks(x2.shape[0], self.in_features, self.out_features, x2.itemsize)
             self.weight.grad += event_weight_grad(np.ascontiguousarray(dy2, dtype=x2.dtype), x2, chunks).T
