@@ -20,7 +20,7 @@ def median_ms(fn, repeats):
 
 
 def main(argv=None):
-    from minisnn.kernels.events import event_matmul, event_weight_grad, grad_chunks
+    from minisnn.kernels.events import NO_PATTERN, event_matmul, event_weight_grad, grad_chunks
     from minisnn.layers.linear import EVENT_DENSITY
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=784 * 128)
@@ -40,10 +40,10 @@ def main(argv=None):
         x = (rng.random((n, f)) < density).astype(np.float32)
         rows.append({"density": density,
                      "forward_blas_ms": median_ms(lambda: x @ W.T, args.repeats),
-                     "forward_events_ms": median_ms(lambda: event_matmul(x, Wt, y, np.zeros((0, 1), np.uint8)),
+                     "forward_events_ms": median_ms(lambda: event_matmul(x, Wt, y, NO_PATTERN),
                                                     args.repeats),
                      "dW_blas_ms": median_ms(lambda: dy.T @ x, args.repeats),
-                     "dW_events_ms": median_ms(lambda: event_weight_grad(dy, x, grad_chunks(n, f, f, 4)), args.repeats)})
+                     "dW_events_ms": median_ms(lambda: event_weight_grad(dy, x, grad_chunks(n, f, f, 4), NO_PATTERN), args.repeats)})
     if args.json:
         print(json.dumps({"rows": n, "features": f, "event_density": EVENT_DENSITY, "results": rows}))
         return

@@ -15,9 +15,7 @@ unpickles. ``read_run`` validates and raises ``RunFormatError`` with a one-line 
 ``write_run`` validates the same way and writes atomically (temporary file + ``os.replace``).
 """
 import json
-import os
 import re
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import geometry
+from .atomic import replacing
 
 FORMAT = "minisnn-run"
 VERSION = 1
@@ -281,17 +280,6 @@ def write_run(path, *, T, n_samples, layers, sources, counts, meta=None, n_label
     }
     for name, c in run.counts.items():
         arrays[f"counts_{name}"] = np.ascontiguousarray(c, dtype=np.int64)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)            # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with replacing(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
     return path

@@ -21,13 +21,12 @@ any other node whose output a synaptic layer reads (e.g. an average pool of spik
 the same way and writes atomically (temporary file + ``os.replace``). Nothing is unpickled.
 """
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import replacing
 from .runfile import RunFormatError
 
 FORMAT = "nir-spikes"
@@ -215,11 +214,8 @@ def write_spikes(path, *, T, n_samples, counts, binary, n_labelled=0, n_correct=
         arrays[f"binary/{node}"] = np.array(bool(spikes.binary[node]))
     hdf5 = check_container(path) == "hdf5"
     h5py = _h5py(str(path)) if hdf5 else None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
+    with replacing(path) as tmp:
         if hdf5:
-            os.close(fd)
             with h5py.File(tmp, "w") as f:
                 for key, a in arrays.items():
                     if a.dtype.kind == "U":
@@ -227,14 +223,6 @@ def write_spikes(path, *, T, n_samples, counts, binary, n_labelled=0, n_correct=
                     else:
                         f.create_dataset(key, data=a, **({"compression": "gzip"} if a.ndim else {}))
         else:
-            with os.fdopen(fd, "wb") as f:
+            with open(tmp, "wb") as f:
                 np.savez_compressed(f, **arrays)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path

@@ -15,13 +15,12 @@ exit status 2; ``verify`` exits with 1 when a spike differs.
 import argparse
 import copy
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from hwmodel.atomic import replacing
 from hwmodel.runfile import RunFormatError
 from hwmodel.spikefile import check_container, write_spikes
 
@@ -55,20 +54,9 @@ def to_nir(graph):
 def write_nir(path, graph):
     """Write a graph dict as a NIR file (HDF5), atomically: a temporary file, then a rename."""
     nir = _nir()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with replacing(path) as tmp:
         nir.write(tmp, to_nir(graph))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)            # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def read_nir(path):

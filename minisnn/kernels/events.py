@@ -11,7 +11,7 @@ Rows of x are ``[N, in]`` samples (time folded into the batch, N = T·B), C-cont
 For the weight gradient, backward needs x again. When x is binary (spikes: every nonzero is 1),
 its pattern of nonzeros is all of it, and ``event_matmul`` writes that pattern as bits on the
 way (``[N, ⌈in/8⌉]`` uint8, 1/32 of the float32 array), so ``Linear`` keeps the bits instead of
-the spikes and ``event_weight_grad_bits`` reads them: the same additions in the same order.
+the spikes and ``event_weight_grad`` reads them: the same additions in the same order.
 """
 import numpy as np
 from numba import njit, prange
@@ -20,6 +20,7 @@ ROWS = 256                  # rows of x per parallel task
 GRAD_CHUNKS = 16            # at most this many partial weight gradients, summed at the end;
 GRAD_CHUNK_ROWS = 1024      # each sums at least this many rows,
 GRAD_PARTIAL_BYTES = 2**26  # and all of them together take at most 64 MiB.
+NO_PATTERN = np.zeros((0, 1), dtype=np.uint8)   # "no bits wanted / given" for the kernels below
 
 
 def grad_chunks(rows, n_in, n_out, itemsize):
@@ -79,32 +80,6 @@ def event_matmul(x, weight_t, y, pattern):
     return bits and ones.all()
 
 
-@njit(parallel=True, cache=True)
-def event_weight_grad(dy, x, n_chunks):
-    """dWᵀ = Σ_n x[n]ᵀ·dy[n]: for each nonzero x[n, j], add x[n, j]·dy[n] to row j of dWᵀ.
-
-    dy ``[N, out]``, x ``[N, in]`` -> dWᵀ ``[in, out]`` (transpose it for dW ``[out, in]``).
-    Each of ``n_chunks`` tasks (``grad_chunks``) sums a contiguous range of rows into its own
-    partial gradient — no two threads add into the same cell — and the partials are summed at
-    the end.
-    """
-    N, n_in = x.shape
-    n_out = dy.shape[1]
-    partial = np.zeros((n_chunks, n_in, n_out), dtype=dy.dtype)
-    per_chunk = (N + n_chunks - 1) // n_chunks
-    for chunk in prange(n_chunks):
-        acc = partial[chunk]
-        idx = np.empty(n_in + 1, dtype=np.int64)
-        for n in range(chunk * per_chunk, min((chunk + 1) * per_chunk, N)):
-            row, g = x[n], dy[n]
-            count = _nonzero_columns(row, idx)
-            for c in range(count):
-                a, acc_j = row[idx[c]], acc[idx[c]]
-                for k in range(n_out):
-                    acc_j[k] += a * g[k]
-    return partial.sum(axis=0)
-
-
 @njit(cache=True, inline="always")
 def _set_bits(bits, n_in, idx):
     """Write the indices of the set bits of one pattern row into ``idx``, ascending; return how
@@ -117,15 +92,20 @@ def _set_bits(bits, n_in, idx):
 
 
 @njit(parallel=True, cache=True)
-def event_weight_grad_bits(dy, pattern, n_in, n_chunks):
-    """``event_weight_grad`` for a binary x given by its nonzero pattern (``event_matmul``):
+def event_weight_grad(dy, x, n_chunks, pattern):
+    """dWᵀ = Σ_n x[n]ᵀ·dy[n]: for each nonzero x[n, j], add x[n, j]·dy[n] to row j of dWᵀ.
 
-        dWᵀ[j] = Σ_{n: bit j of row n set} dy[n]
-
-    the same rows, chunks and order of additions (1·dy[n] = dy[n] exactly), so the same result.
+    dy ``[N, out]``, x ``[N, in]`` -> dWᵀ ``[in, out]`` (transpose it for dW ``[out, in]``).
+    Each of ``n_chunks`` tasks (``grad_chunks``) sums a contiguous range of rows into its own
+    partial gradient — no two threads add into the same cell — and the partials are summed at
+    the end. With rows in ``pattern`` (a binary x's bits from ``event_matmul``; x then has no
+    rows, only its ``in`` columns), the nonzeros come from the bits, each a 1: the same rows,
+    chunks and order of additions (1·dy[n] = dy[n] exactly), so the same result.
     """
-    N = pattern.shape[0]
-    n_out = dy.shape[1]
+    bits = pattern.shape[0] > 0
+    N = pattern.shape[0] if bits else x.shape[0]
+    n_in, n_out = x.shape[1], dy.shape[1]
+    one = np.ones(1, dtype=x.dtype)[0]          # a 1 in x's precision: 1·g is then g exactly
     partial = np.zeros((n_chunks, n_in, n_out), dtype=dy.dtype)
     per_chunk = (N + n_chunks - 1) // n_chunks
     for chunk in prange(n_chunks):
@@ -133,9 +113,9 @@ def event_weight_grad_bits(dy, pattern, n_in, n_chunks):
         idx = np.empty(n_in + 1, dtype=np.int64)
         for n in range(chunk * per_chunk, min((chunk + 1) * per_chunk, N)):
             g = dy[n]
-            count = _set_bits(pattern[n], n_in, idx)
+            count = _set_bits(pattern[n], n_in, idx) if bits else _nonzero_columns(x[n], idx)
             for c in range(count):
-                acc_j = acc[idx[c]]
+                a, acc_j = (one if bits else x[n, idx[c]]), acc[idx[c]]
                 for k in range(n_out):
-                    acc_j[k] += g[k]
+                    acc_j[k] += a * g[k]
     return partial.sum(axis=0)

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..init import xavier_uniform
-from ..kernels.events import event_matmul, event_weight_grad, event_weight_grad_bits, grad_chunks, pattern_bytes
+from ..kernels.events import NO_PATTERN, event_matmul, event_weight_grad, grad_chunks, pattern_bytes
 from .base import Layer, Parameter
 
 # Below this fraction of nonzero inputs the event-driven products (kernels/events.py) beat BLAS:
@@ -73,15 +73,12 @@ class Linear(Layer):
         """dW = Σ_{t,b} dy·xᵀ ,  db = Σ dy ,  dx = dy·W."""
         lead = dy.shape[:-1]
         dy2 = dy.reshape(-1, self.out_features)
-        if self._saved_pattern is not None:
-            pattern, dtype = self._saved_pattern, self.weight.data.dtype
-            chunks = grad_chunks(pattern.shape[0], self.in_features, self.out_features, dtype.itemsize)
-            self.weight.grad += event_weight_grad_bits(np.ascontiguousarray(dy2, dtype=dtype), pattern,
-                                                       self.in_features, chunks).T
-        elif self._saved_events:
-            x2 = self._saved_x
-            chunks = grad_chunks(x2.shape[0], self.in_features, self.out_features, x2.itemsize)
-            self.weight.grad += event_weight_grad(np.ascontiguousarray(dy2, dtype=x2.dtype), x2, chunks).T
+        if self._saved_events:
+            dtype, pattern = self.weight.data.dtype, self._saved_pattern
+            x2 = np.empty((0, self.in_features), dtype) if pattern is not None else self._saved_x
+            pattern = NO_PATTERN if pattern is None else pattern
+            chunks = grad_chunks(dy2.shape[0], self.in_features, self.out_features, dtype.itemsize)
+            self.weight.grad += event_weight_grad(np.ascontiguousarray(dy2, dtype=dtype), x2, chunks, pattern).T
         else:
             self.weight.grad += dy2.T @ self._saved_x
         if self.bias is not None:
