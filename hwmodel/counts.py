@@ -36,6 +36,11 @@ and, for a LIF layer of n neurons with spike counts s_t(i),
 
     neuron_updates_t = n ,   spikes_t = (1/N)·Σ_i s_t(i) ,   rate = Σ_t spikes_t / Σ_t neuron_updates_t
 
+A residual block's identity shortcut (an ``Add`` reading the block's input) is a synaptic layer
+of fan-out 1: each non-zero input adds into its own neuron's current (an AC on spikes; the same
+for the equivalent ANN's residual sum, n per pass). An ``Add`` of two computed currents costs
+nothing itself: both paths' synapses feed the same neurons.
+
 Readout (z = mean_t W·o_t) is counted as a synaptic layer applied at every step to the binary
 o_t — what an event-driven chip does — so its events are T·(spikes × out_features); it has no
 neurons that spike. Pooling is not a synaptic layer: by default (as NeuroBench) it costs nothing
@@ -49,7 +54,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import geometry
-from .runfile import NEURONS, POOLING, RESHAPE, SYNAPTIC
+from .runfile import MERGE, NEURONS, POOLING, RESHAPE, SYNAPTIC
 
 COUNT_KEYS = ("synops", "macs", "dense_ops", "neuron_updates", "spikes", "norm_ops")
 NORM_OPS_PER_ELEMENT = {"BNTT": 1, "BatchNorm": 0, "LayerNorm": 3}
@@ -84,7 +89,9 @@ class LayerCounts:
 
     @property
     def is_synaptic(self):
-        return self.kind in SYNAPTIC
+        """A layer of connections: Linear, Conv2d, Readout, and the identity shortcut of a
+        residual block (an ``Add`` that reads the block's input: one connection per neuron)."""
+        return self.kind in SYNAPTIC or (self.kind in MERGE and self.input is not None)
 
     @property
     def is_neuron(self):
@@ -206,11 +213,11 @@ def count_run(run, fold_pool=False, passes=None, ann_density=DEFAULT_ANN_DENSITY
                          macs=zeros.copy(), dense_ops=zeros.copy(), neuron_updates=zeros.copy(),
                          spikes=zeros.copy(), norm_ops=zeros.copy(), n_in=int(np.prod(in_shape)),
                          n_out=int(np.prod(out_shape)))
-        if kind in SYNAPTIC + POOLING:
+        if kind in SYNAPTIC + POOLING or (kind in MERGE and layer.get("input") is not None):
             lc.input = layer["input"]
             src = run.sources[lc.input]
             lc.binary_input, lc.origin = src["binary"], src["origin"]
-        if kind in SYNAPTIC:
+        if lc.is_synaptic:
             lc.n_weights = geometry.n_weights(kind, layer["params"])
             fan = geometry.fanout(kind, layer["params"], in_shape)
             lc.ann_macs, lc.ann_passes = float(fan.sum()) * P, P

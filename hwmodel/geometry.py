@@ -71,7 +71,8 @@ def _pool(params):
 def fanout(kind, params, in_shape):
     """Connections leaving each input position.
 
-        Linear / Readout: f(i) = out_features;   Conv2d: f(c, h, w) = (C_out/groups)·f_H(h)·f_W(w)
+        Linear / Readout: f(i) = out_features;   Conv2d: f(c, h, w) = (C_out/groups)·f_H(h)·f_W(w);
+        Add (an identity shortcut): f(i) = 1
 
     Parameters
     ----------
@@ -88,6 +89,8 @@ def fanout(kind, params, in_shape):
     """
     if kind in ("Linear", "Readout"):
         return np.full(in_shape, int(params["out_features"]), dtype=np.int64)
+    if kind == "Add":              # an identity shortcut: each position feeds its own neuron
+        return np.ones(in_shape, dtype=np.int64)
     if kind == "Conv2d":
         (kh, sh, ph, dh), (kw, sw, pw, dw) = _conv(params)
         per_group = int(params["out_channels"]) // int(params.get("groups", 1))

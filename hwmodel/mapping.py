@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import geometry
-from .runfile import NEURONS, POOLING, RESHAPE, SYNAPTIC
+from .runfile import MERGE, NEURONS, POOLING, SYNAPTIC
 
 
 @dataclass
@@ -89,16 +89,44 @@ class Mapping:
         return float(sum(np.sum(getattr(t, key)) for t in self.traffic.values()))
 
 
-def _feeding_synaptic(run, j):
-    """Index of the synaptic layer whose output reaches layer ``j`` through element-wise layers."""
-    k = j - 1
-    while k >= 0 and run.layers[k]["kind"] not in SYNAPTIC + POOLING + NEURONS + RESHAPE:
-        k -= 1
-    return k if k >= 0 and run.layers[k]["kind"] in SYNAPTIC else None
+def _inputs_of(layer, k):
+    """The layers whose outputs layer k reads (−1: the network input); for an identity shortcut's
+    ``Add``, only the computed path: its other operand arrives through the Add's own synapses."""
+    if layer["kind"] in MERGE:
+        ops = layer["params"]["operands"]
+        return ops[:1] if layer.get("input") is not None else ops
+    return [predecessor_index(layer, k)]
+
+
+def predecessor_index(layer, k):
+    return int(layer.get("after", k - 1))
+
+
+def _feeding_synapses(run, counts, j):
+    """(synapses, fan-in) of the connections that reach layer ``j``'s neurons: the synaptic
+    layers found walking back through element-wise layers and residual sums (both paths of a
+    sum feed the same neurons, so their synapses and fan-ins add)."""
+    synapses = fan_in = 0
+    todo = _inputs_of(run.layers[j], j)
+    while todo:
+        k = todo.pop()
+        if k < 0:
+            continue
+        layer, lc = run.layers[k], counts.layers[k]
+        if lc.is_synaptic:
+            synapses += int(lc.dense_ops[0])
+            fan_in += _fan_in(layer)
+            if layer["kind"] in MERGE:           # the identity: one synapse per neuron, then the path
+                todo += _inputs_of(layer, k)
+        elif layer["kind"] not in NEURONS + POOLING:
+            todo += _inputs_of(layer, k)
+    return synapses, fan_in
 
 
 def _fan_in(layer):
     p = layer["params"]
+    if layer["kind"] in MERGE:
+        return 1
     if layer["kind"] in ("Linear", "Readout"):
         return int(p["in_features"])
     kh, kw = geometry.pair(p["kernel_size"])
@@ -114,9 +142,10 @@ def place(run, counts, profile):
     for j, layer in enumerate(run.layers):
         if layer["kind"] not in NEURONS + ("Readout",):
             continue
-        k = j if layer["kind"] == "Readout" else _feeding_synaptic(run, j)
-        synapses = int(counts.layers[k].dense_ops[0]) if k is not None else 0
-        fan_in = _fan_in(run.layers[k]) if k is not None else 1
+        if layer["kind"] == "Readout":
+            synapses, fan_in = int(counts.layers[j].dense_ops[0]), _fan_in(layer)
+        else:
+            synapses, fan_in = _feeding_synapses(run, counts, j)
         n = counts.layers[j].n_out
         by_neurons, by_synapses = -(-n // n_c), -(-synapses // s_c)
         pl = Placement(index=j, kind=layer["kind"], neurons=n, synapses=synapses, fan_in=fan_in,
@@ -129,46 +158,65 @@ def place(run, counts, profile):
         next_core += pl.cores
     mapping = Mapping(profile=profile.name, placements=placements, cores_per_chip=profile.m("cores_per_chip"))
     by_layer = {p.index: p for p in placements}
+    readers = {k: [] for k in range(-1, len(run.layers))}
+    for j, layer in enumerate(run.layers):
+        for k in (layer["params"]["operands"] if layer["kind"] in MERGE else [predecessor_index(layer, j)]):
+            readers[k].append(j)
     for i, layer in enumerate(run.layers):
-        if layer["kind"] in SYNAPTIC:
-            dest = by_layer.get(i) if layer["kind"] == "Readout" else _next_placement(run, i, by_layer)
+        if counts.layers[i].is_synaptic:
+            dest = by_layer.get(i) if layer["kind"] == "Readout" else _destination(run, counts, i, readers, by_layer)
             if dest is not None:
                 mapping.traffic[i] = _traffic(run, counts.layers[i], dest, by_layer, profile)
     return mapping
 
 
-def _next_placement(run, i, by_layer):
-    for j in range(i + 1, len(run.layers)):
+def _destination(run, counts, i, readers, by_layer):
+    """The neurons that synaptic layer i's output reaches through element-wise layers and sums."""
+    todo = list(readers[i])
+    while todo:
+        j = todo.pop(0)
         if j in by_layer:
             return by_layer[j]
-        if run.layers[j]["kind"] in SYNAPTIC:
-            return None
+        if not counts.layers[j].is_synaptic and run.layers[j]["kind"] not in NEURONS + POOLING:
+            todo += readers[j]
     return None
 
 
 def _source_cores(run, name, by_layer):
-    """Core of the neuron behind each position of the recorded tensor ``name`` (0: the host)."""
+    """Core of the neuron behind each position of the recorded tensor ``name`` (0: the host).
+
+    A LIF layer's spikes come from its cores; an intermediate ``X<k>`` (the input of layer k) is
+    traced back through reshapes, element-wise layers and sums (their first operand) to the
+    LIF behind it, and through a pool to the neuron at each window's first position."""
     size = int(np.prod(run.sources[name]["shape"]))
     for j, layer in enumerate(run.layers):
         if layer.get("output") == name and j in by_layer:
             return by_layer[j].core_of(np.arange(size))
-    if name.startswith("X"):                   # the input of layer i, computed by a pool before it?
-        k = int(name[1:]) - 1
-        while k >= 0 and run.layers[k]["kind"] in RESHAPE:
-            k -= 1
-        if k >= 0 and run.layers[k]["kind"] in POOLING:
-            pool = run.layers[k]
-            c, h, w = pool["in_shape"]
-            (_, sh, ph, _), (_, sw, pw, _) = geometry._pool(pool["params"])
-            oc, oh, ow = np.unravel_index(np.arange(size), pool["out_shape"])
+    if not name.startswith("X"):
+        return np.zeros(size, dtype=np.int64)
+    k = int(name[1:])
+    k = predecessor_index(run.layers[k], k) if k < len(run.layers) else k - 1
+    while k >= 0:
+        layer = run.layers[k]
+        if layer["kind"] in NEURONS and k in by_layer:
+            return by_layer[k].core_of(np.arange(size))
+        if layer["kind"] in POOLING:
+            c, h, w = layer["in_shape"]
+            (_, sh, ph, _), (_, sw, pw, _) = geometry._pool(layer["params"])
+            oc, oh, ow = np.unravel_index(np.arange(size), layer["out_shape"])
             first = oc * h * w + np.clip(oh * sh - ph, 0, h - 1) * w + np.clip(ow * sw - pw, 0, w - 1)
-            return _source_cores(run, pool["input"], by_layer)[first]
+            return _source_cores(run, layer["input"], by_layer)[first]
+        if layer["kind"] in SYNAPTIC:
+            break
+        k = layer["params"]["operands"][0] if layer["kind"] in MERGE else predecessor_index(layer, k)
     return np.zeros(size, dtype=np.int64)
 
 
 def _targets(run, layer, lc):
     """For each input position: a function returning the flat output indices it reaches."""
     kind, params = layer["kind"], layer["params"]
+    if kind in MERGE:                                   # an identity shortcut: position i → neuron i
+        return lambda pos: np.array([pos])
     if kind in ("Linear", "Readout"):
         n_out = int(np.prod(layer["out_shape"]))
         every = np.arange(n_out)
@@ -205,7 +253,7 @@ def _traffic(run, lc, dest, by_layer, profile):
     n_dest, ew, ns, cross = (np.zeros(size) for _ in range(4))
     cache = {}
     for pos in range(size):
-        key = pos if layer["kind"] == "Conv2d" else 0
+        key = pos if layer["kind"] in ("Conv2d",) + MERGE else 0
         if key not in cache:
             cache[key] = np.unique(dest.core_of(reached(pos)))
         d = cache[key]

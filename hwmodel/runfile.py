@@ -36,7 +36,8 @@ POOLING = ("AvgPool2d", "MaxPool2d")
 NEURONS = ("LIF",)
 RESHAPE = ("Flatten",)
 ELEMENTWISE = ("BNTT", "BatchNorm", "LayerNorm", "Dropout", "Identity")
-KINDS = SYNAPTIC + POOLING + NEURONS + RESHAPE + ELEMENTWISE
+MERGE = ("Add",)          # the sum of a residual block's two paths
+KINDS = SYNAPTIC + POOLING + NEURONS + RESHAPE + ELEMENTWISE + MERGE
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 
@@ -154,6 +155,12 @@ def read_run(path):
     return run
 
 
+def predecessor(layers, k):
+    """Index of the layer whose output layer k reads: its ``after`` (−1: the network input),
+    else k − 1. An ``Add`` reads its two ``operands`` instead."""
+    return int(layers[k].get("after", k - 1))
+
+
 def validate(run):
     """Check a ``Run`` for consistency: types, shapes, counts, geometry. Returns the run."""
     where = run.path
@@ -164,7 +171,7 @@ def validate(run):
     _validate_sources(run)
     if not isinstance(run.layers, list) or not run.layers:
         _fail(where, "layers must be a non-empty JSON list")
-    previous = run.sources["input"]["shape"]
+    outputs = []            # out_shape of each layer so far; a layer reads its predecessor's
     for i, layer in enumerate(run.layers):
         lw = f"{where}: layer {i}"
         if not isinstance(layer, dict):
@@ -181,15 +188,33 @@ def validate(run):
         in_shape = _shape(lw, "in_shape", layer["in_shape"])
         out_shape = _shape(lw, "out_shape", layer["out_shape"])
         layer.setdefault("params", {})
-        if in_shape != tuple(previous):
-            _fail(lw, f"in_shape {list(in_shape)} disagrees with the previous output {list(previous)}")
+        for k in _read_from(lw, layer, i):
+            previous = run.sources["input"]["shape"] if k < 0 else outputs[k]
+            if in_shape != tuple(previous):
+                what = "the network input" if k < 0 else f"the output of layer {k}"
+                _fail(lw, f"in_shape {list(in_shape)} disagrees with {what} {list(previous)}")
         _validate_io(run, lw, layer, kind, in_shape, out_shape)
         try:
             geometry.check_layer(kind, layer["params"], in_shape, out_shape)
         except (geometry.GeometryError, KeyError, TypeError, ValueError) as e:
             _fail(lw, str(e) if isinstance(e, geometry.GeometryError) else f"bad params ({type(e).__name__}: {e})")
-        previous = out_shape
+        outputs.append(out_shape)
     return run
+
+
+def _read_from(lw, layer, i):
+    """The layers (−1: the input) whose outputs layer i reads, checked to come before it."""
+    if layer["kind"] in MERGE:
+        ops = layer.get("params", {}).get("operands")
+        if not isinstance(ops, list) or len(ops) != 2:
+            _fail(lw, "an Add needs params.operands: the two layers whose outputs it sums")
+        found = ops
+    else:
+        found = [layer.get("after", i - 1)]
+    for k in found:
+        if not isinstance(k, int) or isinstance(k, bool) or not -1 <= k < i:
+            _fail(lw, f"reads layer {k!r}, which is not an earlier layer (or −1, the input)")
+    return found
 
 
 def _validate_sources(run):
@@ -226,7 +251,12 @@ def _validate_sources(run):
 
 
 def _validate_io(run, lw, layer, kind, in_shape, out_shape):
-    """A layer that reads activity names its input source; a LIF layer names its output."""
+    """A layer that reads activity names its input source; a LIF layer names its output. An
+    ``Add`` whose operand is the block's input itself (an identity shortcut) names that source."""
+    if kind in MERGE and layer.get("input") is not None:
+        name = layer["input"]
+        if name not in run.sources or tuple(run.sources[name]["shape"]) != in_shape:
+            _fail(lw, f"input source {name!r} is not a recorded source of shape {list(in_shape)}")
     if kind in SYNAPTIC + POOLING:
         name = layer.get("input")
         if name not in run.sources:

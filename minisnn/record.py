@@ -1,6 +1,8 @@
 """Recording a run for hwmodel: spike counts per time step and per neuron, summed over samples.
 
-``record_run`` runs the network in evaluation mode, observing every layer, and keeps, for every tensor
+``record_run`` runs the network in evaluation mode, observing every layer (inside residual blocks
+too: a block becomes its main path, its shortcut, an ``Add`` of the two and its neuron, linked by
+``after`` and ``operands``; ``docs/run-format.md``), and keeps, for every tensor
 that a synaptic or pooling layer reads (the encoded input, each LIF layer's spikes, and any
 other intermediate such as average-pooled spikes),
 
@@ -93,24 +95,72 @@ class _Recorder:
         self.varies = self.varies or not np.all(x == x[:1])
         layers = []
         state = {"current": "input", "origin": "input"}   # the recorded tensor the next layer reads
+        blocks = {}                                        # network index -> what its block needs
 
-        def observe(i, layer, x, y):
+        def entry(layer, x, y, after=None):
+            """Append one layer's entry; record its input or output where counting needs them."""
+            k = len(layers)
             kind, params = describe(layer)
-            entry = {"index": i, "kind": kind, "class": type(layer).__name__, "repr": repr(layer),
-                     "in_shape": list(x.shape[2:]), "params": params, "input": None, "output": None,
-                     "out_shape": list(y.shape[2:] if y.ndim >= 3 else y.shape[1:])}
+            e = {"index": k, "kind": kind, "class": type(layer).__name__, "repr": repr(layer),
+                 "in_shape": list(x.shape[2:]), "params": params, "input": None, "output": None,
+                 "out_shape": list(y.shape[2:] if y.ndim >= 3 else y.shape[1:])}
+            if after is not None and after != k - 1:
+                e["after"] = after
             if kind in SYNAPTIC + POOLING:
                 if state["current"] is None:        # an intermediate no recorded tensor holds
-                    state["current"] = f"X{i}"
+                    state["current"] = f"X{k}"
                     self.add(state["current"], x, state["origin"])
-                entry["input"] = state["current"]
+                e["input"] = state["current"]
             if kind == "LIF":
-                state.update(current=f"L{i}", origin="spikes")
+                state.update(current=f"L{k}", origin="spikes")
                 self.add(state["current"], y, "spikes")
-                entry["output"] = state["current"]
+                e["output"] = state["current"]
             elif kind not in RESHAPE:
                 state["current"] = None
-            layers.append(entry)
+            layers.append(e)
+            return k
+
+        def add_entry(block, shape, operands):
+            """The sum of a block's two paths; an identity shortcut names the block input's source."""
+            b = blocks[block]
+            identity = b["shortcut_last"] is None
+            layers.append({"index": len(layers), "kind": "Add", "class": "Add", "repr": "Add()",
+                           "in_shape": shape, "out_shape": shape, "params": {"operands": operands},
+                           "input": b["source"][0] if identity else None, "output": None})
+            state["current"] = None
+
+        def observe(i, layer, x, y):
+            if not isinstance(i, tuple):
+                if layer.sublayers():               # the block's insides were observed already
+                    b = blocks[i]
+                    if layer.sew:                   # spikes + shortcut, after the neuron
+                        add_entry(i, list(y.shape[2:]), [b["neuron"], b["before"] if b["shortcut_last"] is None else b["shortcut_last"]])
+                    del blocks[i]
+                    return
+                entry(layer, x, y)
+                return
+            block, path = i[0], i[1:]
+            if block not in blocks:                 # the block's input, as the first inner layer sees it
+                before = len(layers) - 1
+                if state["current"] is None:
+                    state["current"] = f"X{before + 1}"
+                    self.add(state["current"], x, state["origin"])
+                blocks[block] = {"before": before, "source": (state["current"], state["origin"]),
+                                 "main_last": None, "shortcut_last": None, "neuron": None,
+                                 "sew": bool(net.layers[block].sew)}
+            b = blocks[block]
+            if path[0] == "neuron":
+                if b["sew"]:
+                    state["current"] = None
+                    b["neuron"] = entry(layer, x, y, after=b["main_last"])
+                else:
+                    add_entry(block, list(x.shape[2:]), [b["main_last"], b["before"] if b["shortcut_last"] is None else b["shortcut_last"]])
+                    b["neuron"] = entry(layer, x, y)
+                return
+            last = b[f"{path[0]}_last"]
+            if last is None:                        # a path's first layer reads the block input
+                state["current"], state["origin"] = b["source"]
+            b[f"{path[0]}_last"] = entry(layer, x, y, after=b["before"] if last is None else last)
 
         x = net.forward(x, train=False, observe=observe)
         net.clear()
@@ -156,9 +206,6 @@ def collect(net, batches):
     """The counts of ``record_run`` (one pass over ``batches``), not yet written: a ``_Recorder``
     whose ``counts``, ``sources`` and ``layers`` are the run file's (``minisnn.export`` writes
     them as a NIR spikes file too)."""
-    if any(layer.sublayers() for layer in net.layers):
-        raise ValueError("record_run: the run format (v1) has no residual connections; "
-                         "this network's blocks cannot be recorded yet")
     rec = _Recorder()
     total = len(batches) if hasattr(batches, "__len__") else None
     for x, labels in tqdm(batches, desc="record", unit="batch", total=total, disable=None, leave=False):

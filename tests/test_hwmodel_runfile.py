@@ -82,7 +82,7 @@ def test_shapes_that_disagree(tmp_path, good):
     expect_error(rewrite(tmp_path, good, counts_L1=np.zeros((3, 2), int)), r"counts have shape \[3, 2\]")
     layers = json.loads(json.dumps(LAYERS))
     layers[2]["in_shape"] = [3]
-    expect_error(rewrite(tmp_path, good, layers=np.array(json.dumps(layers))), "disagrees with the previous output")
+    expect_error(rewrite(tmp_path, good, layers=np.array(json.dumps(layers))), "disagrees with the output of layer 1")
     layers = json.loads(json.dumps(LAYERS))
     layers[0]["params"]["out_features"] = 5
     expect_error(rewrite(tmp_path, good, layers=np.array(json.dumps(layers))), "out_features=5")

@@ -15,7 +15,6 @@ from minisnn.calibrate import calibrate_norm_stats
 from minisnn.layers import LIF, BatchNorm, Conv2d, LayerNorm
 from minisnn.models import norm_layer
 from minisnn.network import Sequential
-from minisnn.record import record_run
 from minisnn.residual import Residual
 
 TOL = 1e-5      # as for LIF layers: the triangle's stand-in has kinks (tests/test_layer_gradients.py)
@@ -136,13 +135,6 @@ def test_blocks_are_seen_by_state_dict_statistics_calibration_and_observers():
     assert paths.index((3, "neuron")) < paths.index(3)           # a block's insides before the block
     _, spikes = net.outputs(x, LIF)
     assert len(spikes) == len(net.lif_layers()) == 1 + 2 * 3
-
-
-def test_recording_a_residual_network_is_refused_in_one_line(tmp_path):
-    net = models.resnet(8, T=2, input_size=8, widths=(2, 2, 2))
-    with pytest.raises(ValueError, match="no residual connections") as e:
-        record_run(net, [(np.zeros((2, 1, 1, 8, 8), np.float32), None)], tmp_path / "run.npz")
-    assert "\n" not in str(e.value) and not (tmp_path / "run.npz").exists()
 
 
 @pytest.mark.parametrize("norm_cls", [BatchNorm, LayerNorm])
