@@ -1,7 +1,10 @@
-"""VGG9 training-step benchmark: forward + backward against the floor set by its GEMMs.
+"""Training-step benchmark of a convolutional SNN: forward + backward against the floor set by its GEMMs.
 
-    python benchmarks/bench_vgg9.py            # B=16, T=25, 32×32 (the reference's CIFAR-10 setting)
-    python benchmarks/bench_vgg9.py --quick    # B=4, T=4: a smoke test in seconds
+    python benchmarks/bench_conv.py                       # VGG9, B=16, T=25, 32×32 (the reference's CIFAR-10 setting)
+    python benchmarks/bench_conv.py --model mnist-resnet  # ResNet-14 on MNIST, B=64, T=10
+    python benchmarks/bench_conv.py --model mnist-plain   # its plain twin
+    python benchmarks/bench_conv.py --model mnist-vgg     # the six-BNTT VGG on MNIST, B=64, T=25
+    python benchmarks/bench_conv.py --quick               # B=4, T=4: a smoke test in seconds
 
 One step = Poisson input -> minisnn.training.train_step without an optimizer (forward, loss, backward, clear). Reported:
 
@@ -78,10 +81,20 @@ class LayerTimer:
         self.seconds[type(layer).__name__][1] += cpu
 
 
+# model -> (builder, input channels, input size, default batch, default T)
+MODELS = {
+    "vgg9": (lambda T, size: models.vgg9(T=T, input_size=size, dtype=np.float32), 3, 32, 16, 25),
+    "mnist-vgg": (lambda T, size: models.mnist_vgg(T=T), 1, 28, 64, 25),
+    "mnist-resnet": (lambda T, size: models.resnet(depth=14, T=T), 1, 28, 64, 10),
+    "mnist-plain": (lambda T, size: models.resnet(depth=14, T=T, plain=True), 1, 28, 64, 10),
+}
+
+
 def gemm_list(net, shapes):
-    """(layer type, shape of A, shape of B, A transposed?, B transposed?) for every product of one step."""
+    """(layer type, shape of A, shape of B, A transposed?, B transposed?) for every product of one
+    step, inside residual blocks too."""
     out = []
-    for layer in net.layers:
+    for layer in net.modules():
         name = type(layer).__name__
         if isinstance(layer, Conv2d):
             T, B, C, H, W = shapes[id(layer)]
@@ -132,20 +145,24 @@ def gemm_flops(gemms):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--steps", "-T", type=int, default=25, dest="T")
-    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--model", choices=sorted(MODELS), default="vgg9")
+    parser.add_argument("--batch", type=int, help="default: the model's (VGG9 16, the MNIST models 64)")
+    parser.add_argument("--steps", "-T", type=int, dest="T", help="default: the model's (25; ResNets 10)")
+    parser.add_argument("--size", type=int, help="input size (VGG9 only; default 32)")
     parser.add_argument("--repeats", type=int, default=3, help="timed steps (after one warm-up)")
     parser.add_argument("--threads", type=int, default=None,
                         help="set OPENBLAS/OMP/MKL/NUMBA_NUM_THREADS (acts only when run as a script)")
     parser.add_argument("--quick", action="store_true", help="B=4, T=4: a smoke test")
     args = parser.parse_args(argv)
+    build, channels, size, batch, T = MODELS[args.model]
+    args.size = args.size or size
+    args.batch, args.T = args.batch or batch, args.T or T
     if args.quick:
         args.batch, args.T, args.repeats = 4, 4, 2
     rng = np.random.default_rng(0)
-    net = models.vgg9(T=args.T, input_size=args.size, dtype=np.float32)
+    net = build(args.T, args.size)
     timer = LayerTimer()
-    images = rng.standard_normal((args.batch, 3, args.size, args.size)).astype(np.float32)
+    images = rng.standard_normal((args.batch, channels, args.size, args.size)).astype(np.float32)
     labels = rng.integers(0, 10, args.batch)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
@@ -169,7 +186,7 @@ def main(argv=None):
     flops = gemm_flops(gemms)
 
     threads = {v: os.environ.get(v, "default") for v in THREAD_VARIABLES}
-    print(f"VGG9 forward+backward, B={args.batch}, T={args.T}, {args.size}x{args.size}, float32, "
+    print(f"{args.model} forward+backward, B={args.batch}, T={args.T}, {args.size}x{args.size}, float32, "
           f"median of {args.repeats} steps; {os.cpu_count()} CPUs, threads: "
           + ", ".join(f"{k.split('_')[0]}={v}" for k, v in threads.items()))
     print(f"{'':28s}{'wall s':>10s}{'CPU s':>10s}")
