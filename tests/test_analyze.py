@@ -216,3 +216,27 @@ def test_bad_input_is_one_error_line(ckpt, tiny_mnist, tmp_path):
     ]
     for argv in cases:
         single_error_line(*run(*argv))
+
+
+def test_gamma_gradients_are_the_training_steps_own():
+    """gamma.gradients is the mean over channels of |∂L/∂γ_t| of plain training steps on the same
+    batches, averaged over the batches, and leaves no gradient behind."""
+    from minisnn.layers import BNTT
+    from minisnn.tasks import batch_rng, get_task
+    from minisnn.training import train_step
+    task = get_task("mnist")
+    rng = np.random.default_rng(0)
+    images, labels = rng.normal(size=(20, 784)).astype(np.float32), rng.integers(0, 10, 20)
+    net = models.mnist_fc(T=4, hidden=(8,))
+    got = gamma.gradients(net, task, images, labels, T=4, n_batches=2, batch_size=8, seed=3)
+    assert got.shape == (1, 4) and np.all(got > 0)
+    bntt = next(layer for layer in net.modules() if isinstance(layer, BNTT))
+    assert not bntt.gamma.grad.any()
+    order = batch_rng(3, gamma.GRADIENT_KEY).permutation(20)
+    expected = np.zeros(4)
+    for k in range(2):
+        idx = np.take(order, np.arange(8 * k, 8 * k + 8), mode="wrap")
+        net.zero_grad()
+        train_step(net, None, task.encode(images[idx], 4, batch_rng(3, gamma.GRADIENT_KEY, k)), labels[idx])
+        expected += np.abs(bntt.gamma.grad).mean(axis=1) / 2
+    np.testing.assert_allclose(got[0], expected, rtol=1e-6)

@@ -3,10 +3,19 @@
 For BNTT layer l and step t, the values γ_{l,t,c} over the channels c form one histogram;
 the paper shows that their distribution shifts through time (high where the input matters,
 near zero where it no longer does). No data are needed: γ is read from the checkpoint.
+
+``--gradient-batches N`` also measures what moves γ_t: on N training batches, in training
+mode, the mean over channels of |∂L/∂γ_{l,t}|, beside the pull of weight decay, wd·|γ_{l,t}|.
+Where the gradient is far below that pull, γ_t follows the decay alone, to γ₀·exp(−κ).
 """
 import numpy as np
 
+from ..layers import BNTT
+from ..tasks import batch_rng
+from ..training import train_step
 from . import common
+
+GRADIENT_KEY = 10**9 + 4   # (seed, GRADIENT_KEY, k): the training batches whose gradients are measured
 
 
 def histograms(net, layers=None, steps=None, bins=30):
@@ -57,6 +66,40 @@ def histograms(net, layers=None, steps=None, bins=30):
     return {"T": T, "layers": out}
 
 
+def gradients(net, task, images, labels, T, n_batches, batch_size, seed):
+    """Mean over channels of |∂L/∂γ_{l,t}| on ``n_batches`` training batches (training mode, the
+    whole pass; no update). Returns ``[layers, T]`` (BNTT layers in network order, inside blocks too)."""
+    found = [layer for layer in net.modules() if isinstance(layer, BNTT)]
+    if not found:
+        raise ValueError("this network has no BNTT layer, so no γ_t to show")
+    order = batch_rng(seed, GRADIENT_KEY).permutation(len(images))
+    total = np.zeros((len(found), found[0].T))
+    for k in range(n_batches):
+        idx = np.take(order, np.arange(k * batch_size, (k + 1) * batch_size), mode="wrap")
+        net.zero_grad()
+        train_step(net, None, task.encode(images[idx], T, batch_rng(seed, GRADIENT_KEY, k)), labels[idx])
+        total += np.array([np.abs(layer.gamma.grad).mean(axis=1) for layer in found])
+    net.zero_grad()
+    return total / n_batches
+
+
+def plot_gradients(grad, gamma, weight_decay, path, title=""):
+    """|∂L/∂γ_t| per layer against t (log scale), and weight decay's pull wd·|γ_t| dashed
+    (``grad``, ``gamma``: ``[layers, T]`` means over channels)."""
+    plt = common.plt
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    t = np.arange(grad.shape[1])
+    for l, (g, gam) in enumerate(zip(grad, gamma)):
+        ax.semilogy(t, g, color=f"C{l}", label=f"BNTT layer {l + 1}: |∂L/∂γ_t|")
+        if weight_decay:
+            ax.semilogy(t, weight_decay * np.abs(gam), color=f"C{l}", ls="--", lw=0.8)
+    ax.set(xlabel="time step t", ylabel="mean over channels", title=title)
+    ax.plot([], [], "k--", lw=0.8, label=f"weight decay's pull, wd·|γ_t| (wd = {weight_decay:g})")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    return common.save_figure(fig, path)
+
+
 def default_steps(T, n=6):
     return sorted({int(round(t)) for t in np.linspace(0, T - 1, min(n, T))})
 
@@ -85,6 +128,8 @@ def add_arguments(p):
     p.add_argument("--layers", help="comma-separated BNTT layers, counted from 0 (default: all)")
     p.add_argument("--steps", help="comma-separated time steps, from 0 (default: 6 evenly spaced)")
     p.add_argument("--bins", type=int, default=30)
+    p.add_argument("--gradient-batches", type=int, default=0, metavar="N",
+                   help="also measure |∂L/∂γ_t| on N training batches (needs the data; default 0: off)")
 
 
 def run(args):
@@ -98,4 +143,20 @@ def run(args):
     common.save_json(out / "gamma.json", result)
     means = "; ".join(f"layer {L['bntt_layer'] + 1}: " + ", ".join(f"t={r['t']} {r['mean']:.3f}" for r in L["steps"])
                       for L in result["layers"])
-    return f"mean γ_t: {means}; {out / 'gamma.png'}"
+    summary = f"mean γ_t: {means}; {out / 'gamma.png'}"
+    if args.gradient_batches:
+        common.positive_int("--gradient-batches", args.gradient_batches)
+        config = meta["config"]
+        images, labels = task.load(args.data_dir, True)
+        grad = gradients(net, task, images, labels, config["T"], args.gradient_batches, config["batch_size"],
+                         config.get("seed", 0))
+        gamma = np.array([np.abs(layer.gamma.data).mean(axis=1) for layer in net.modules() if isinstance(layer, BNTT)])
+        wd = config.get("weight_decay", 0.0) if config.get("gamma_decay", True) else 0.0
+        result["gradient"] = {"batches": args.gradient_batches, "mean_abs": grad, "weight_decay": wd,
+                              "first_to_last": [g[0] / g[-1] if g[-1] > 0 else float("inf") for g in grad]}
+        common.save_json(out / "gamma.json", result)
+        plot_gradients(grad, gamma, wd, out / "gamma_gradient.png",
+                       f"{task.name}: what moves γ_t ({args.gradient_batches} training batches)")
+        ratios = ", ".join(f"{r:.2g}" for r in result["gradient"]["first_to_last"])
+        summary += f"; |∂L/∂γ_0| / |∂L/∂γ_T−1| per layer: {ratios}; {out / 'gamma_gradient.png'}"
+    return summary
