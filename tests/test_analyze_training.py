@@ -157,7 +157,10 @@ def test_gradient_flow_cli_measures_every_network_and_setting(tiny_mnist, tmp_pa
         assert [(p["width"], p["height"]) for p in r["profiles"]] == [(1.0, 0.3), (1.0, 1.0)]
         assert all(len(p["layer_norm"]) == 7 for p in r["profiles"])     # stem + 2 per block, 3 blocks
         assert 0 <= r["training"]["test_accuracy"] <= 1
+        after = r["training"]["after"]              # the profile again, after the 2 training steps
+        assert len(after["layer_norm"]) == 7 and np.array(after["grad_norm"]).shape == (7, 2)
+        assert after["regime"] in ("vanishing", "stable", "exploding", "dead")
     low = {r["arch"]: r["profiles"][0]["ratio"] for r in result["runs"]}
     assert low["sew"] > low["resnet"] and low["sew"] > low["plain"]      # SEW's identity path keeps gradient
     assert (tmp_path / "gradient_flow.png").is_file() and (tmp_path / "gradient_flow_grid.png").is_file()
-    assert "resnet-8" in out and "sew-8" in out
+    assert "resnet-8" in out and "sew-8" in out and "first/last then" in out

@@ -16,7 +16,9 @@ and height decide which; (2) normalising the input currents (BN; here also BNTT)
 networks trainable; (3) residual connections keep deep networks trainable (their ResNet-50).
 With ``--train-steps N`` each (depth, architecture, norm, reset) is also trained N SGD steps
 (surrogate width and height ``--train-width`` / ``--train-height``, default the surrogate's own)
-and tested on ``--subset`` digits: which settings train at all.
+and tested on ``--subset`` digits: which settings train at all; and the same profile G_l(t) is
+measured again on the same batch after the training (``training.after``), to see whether the
+gradients that vanished or exploded at initialisation stay that way.
 """
 import numpy as np
 from tqdm import tqdm
@@ -48,6 +50,17 @@ def short_training(net, task, train_data, test_data, T, steps, batch_size, seed,
         return {"final_loss": float(loss), "test_accuracy": 0.0, "diverged": True}
     _, acc = evaluate(net, test_batches(task, *test_data, T, 200, seed))
     return {"final_loss": float(loss), "test_accuracy": acc, "diverged": False}
+
+
+def trained_profile(net, x, y):
+    """G_l(t) of a trained network on the profiling batch (as at initialisation)."""
+    with np.errstate(all="ignore"):            # a diverged network's NaN gradients count as exploding
+        logits = net.forward(x, train=True)
+        _, dlogits = cross_entropy(logits, y)
+        p = gradient_profile(net, dlogits)
+    net.clear()
+    ratio, regime = first_to_last(p["layer_norm"])
+    return {"layer_norm": p["layer_norm"], "grad_norm": p["grad_norm"], "ratio": ratio, "regime": regime}
 
 
 def first_to_last(layer_norm, low=1e-2, high=1e2):
@@ -95,6 +108,7 @@ def analyse(task, batch, depths, archs, norms, resets, surrogate, widths, height
             width, height = options.pop("width"), options.pop("height")
             set_surrogate(fresh, surrogate, height, width)
             run["training"] = dict(short_training(fresh, task, T=T, seed=seed, **options), width=width, height=height)
+            run["training"]["after"] = trained_profile(fresh, x, y)
         runs.append(run)
     return {"runs": runs, "T": T, "batch": len(y), "surrogate": surrogate}
 
@@ -207,5 +221,6 @@ def run(args):
                      f"spike rate {np.mean(r['spike_rate']):.3f} "
                      f"({p['regime']})" + (f"; after {args.train_steps} steps " + (
                          "diverged" if r["training"]["diverged"] else f"{100 * r['training']['test_accuracy']:.1f} %")
+                         + f", first/last then {r['training']['after']['ratio']:.3g} ({r['training']['after']['regime']})"
                          if "training" in r else ""))
     return "\n".join(lines + [str(out / "gradient_flow.png"), str(out / "gradient_flow_grid.png")])
