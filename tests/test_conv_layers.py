@@ -70,6 +70,45 @@ def test_conv_forward_and_gradients(case):
     assert_gradients(layer_gradients(layer, x, dy))
 
 
+@SETTINGS
+@given(conv_cases, st.sampled_from([0.0, 0.1, 0.4, 1.0]))
+def test_event_driven_conv_forward_and_gradients(case, density):
+    """The event path (kernels/event_conv.py) against the direct sum and finite differences, for
+    any values (not only spikes), every kernel size, stride and padding drawn."""
+    k, p = case["k"], case["padding"]
+    if case["H"] + 2 * p < k or case["W"] + 2 * p < k:
+        return
+    rng = np.random.default_rng(case["seed"])
+    layer = Conv2d(case["c_in"], case["c_out"], k, case["stride"], p, bias=case["bias"], rng=rng, dtype=np.float64)
+    layer.event_driven = True
+    shape = (case["T"], case["B"], case["c_in"], case["H"], case["W"])
+    x = (rng.random(shape) < density) * rng.standard_normal(shape)
+    y = layer.forward(x)
+    assert layer._saved_events
+    expected = direct_conv(x, layer.weight.data, case["stride"], p, None if layer.bias is None else layer.bias.data)
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    assert_gradients(layer_gradients(layer, x, dy))
+
+
+def test_conv_chooses_events_for_sparse_spikes_and_im2col_for_dense_input():
+    rng = np.random.default_rng(4)
+    layer = Conv2d(4, 6, 3, 1, 1, rng=rng)
+    spikes = (rng.random((3, 4, 4, 9, 9)) < conv_module.EVENT_DENSITY / 3).astype(np.float32)
+    dense = rng.random((3, 4, 4, 9, 9)).astype(np.float32)
+    dy = rng.standard_normal((3, 4, 6, 9, 9)).astype(np.float32)
+    results = {}
+    for name, x in [("spikes", spikes), ("dense", dense)]:
+        for mode in ("auto", False):
+            layer.event_driven = mode
+            layer.weight.grad[...] = 0
+            y = layer.forward(x)
+            results[name, mode] = (layer._saved_events, y, layer.backward(dy), layer.weight.grad.copy())
+    assert results["spikes", "auto"][0] and not results["dense", "auto"][0] and not results["spikes", False][0]
+    for a, b in zip(results["spikes", "auto"][1:], results["spikes", False][1:]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_conv_chunking_gives_the_same_result(monkeypatch):
     """Several GEMM chunks (tiny CHUNK_ELEMENTS) give the same outputs and gradients as one."""
     rng = np.random.default_rng(1)

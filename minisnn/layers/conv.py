@@ -4,15 +4,23 @@ import threading
 import numpy as np
 
 from ..init import xavier_uniform
+from ..kernels.event_conv import event_conv_forward, event_conv_weight_grad
+from ..kernels.events import grad_chunks
 from ..kernels.im2col import col2im, im2col, output_size
 from ..workspace import Workspace
 from .base import Layer, Parameter
+from .linear import input_density
 
 # Images per GEMM are chosen so that a chunk's column matrix holds about this many elements
 # (32 MiB in float32): large enough for an efficient GEMM, small enough that the transient
 # column matrix never dominates memory (for VGG9's first 64-channel layer the whole batch at
 # T=25, B=16 would need ~0.9 GiB).
 CHUNK_ELEMENTS = 1 << 23
+
+# Below this fraction of nonzero inputs the event-driven convolution (kernels/event_conv.py)
+# beats im2col + BLAS for the forward pass and the weight gradient together
+# (benchmarks/bench_events.py --conv on this project's 2-core machine).
+EVENT_DENSITY = 0.25
 
 # The chunk loop's column matrices and GEMM outputs are dead once a call returns, so every
 # Conv2d of a thread shares one workspace (per thread: layers may run in several threads).
@@ -40,6 +48,11 @@ class Conv2d(Layer):
         dW₂ = dY·X_colᵀ ,    dX_col = W₂ᵀ·dY ,    dx = col2im(dX_col) ,    dbias = Σ dY.
 
     Only x is kept for backward; X_col is rebuilt there (it is k² times larger than x).
+
+    Fed by spikes, x is mostly zeros: below ``EVENT_DENSITY`` nonzeros, Y and dW₂ are computed
+    event by event instead (``kernels/event_conv.py``; no column matrix at all), in time
+    proportional to the nonzeros; dx stays W₂ᵀ·dY and col2im. ``event_driven``: "auto"
+    (default), True (always) or False (always im2col + BLAS).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, padding=1, bias=False,
@@ -58,7 +71,14 @@ class Conv2d(Layer):
         if bias:
             self.bias = Parameter(np.zeros(out_channels, dtype=dtype))
             self._params["bias"] = self.bias
+        self.event_driven = "auto"
         self._saved_x = None
+        self._saved_events = False
+
+    def _use_events(self, x4):
+        if x4.dtype != self.weight.data.dtype or self.event_driven is False:
+            return False
+        return self.event_driven is True or input_density(x4.reshape(x4.shape[0], -1)) < EVENT_DENSITY
 
     def output_shape(self, height, width):
         """(H_o, W_o) for an input of spatial size (height, width)."""
@@ -83,14 +103,19 @@ class Conv2d(Layer):
         x4 = np.ascontiguousarray(x.reshape(T * B, C, H, W))
         w2 = self.weight.data.reshape(self.out_channels, -1)
         y = np.empty((T * B, self.out_channels, ho * wo), dtype=np.result_type(x4, w2))
-        for sl in self._chunks(T * B, H, W):
-            n = sl.stop - sl.start
-            cols = im2col(x4[sl], k, s, p, _buffer("cols", (w2.shape[1], n * ho * wo), y.dtype))
-            y_chunk = np.matmul(w2, cols, out=_buffer("y", (self.out_channels, n * ho * wo), y.dtype))   # Y = W₂·X_col
-            y[sl] = y_chunk.reshape(self.out_channels, n, ho * wo).transpose(1, 0, 2)
+        events = self._use_events(x4)
+        if events:        # y[n, :, i, j] += x[n, c, h, w]·W[:, c, a, b] for every nonzero x
+            event_conv_forward(x4, np.ascontiguousarray(self.weight.data.transpose(1, 2, 3, 0)), s, p,
+                               y.reshape(T * B, self.out_channels, ho, wo))
+        else:
+            for sl in self._chunks(T * B, H, W):
+                n = sl.stop - sl.start
+                cols = im2col(x4[sl], k, s, p, _buffer("cols", (w2.shape[1], n * ho * wo), y.dtype))
+                y_chunk = np.matmul(w2, cols, out=_buffer("y", (self.out_channels, n * ho * wo), y.dtype))   # Y = W₂·X_col
+                y[sl] = y_chunk.reshape(self.out_channels, n, ho * wo).transpose(1, 0, 2)
         if self.bias is not None:
             y += self.bias.data[:, None]
-        self._saved_x = x4
+        self._saved_x, self._saved_events = x4, events
         return y.reshape(T, B, self.out_channels, ho, wo)
 
     def backward(self, dy):
@@ -102,14 +127,19 @@ class Conv2d(Layer):
         w2 = self.weight.data.reshape(self.out_channels, -1)
         dw2 = self.weight.grad.reshape(self.out_channels, -1)
         dx = np.empty((N, C, H, W), dtype=np.result_type(dy3, w2))
+        if self._saved_events:   # dW from the input's nonzeros, against ∂L/∂y channels last
+            dy_cl = np.ascontiguousarray(dy3.reshape(N, self.out_channels, ho, wo).transpose(0, 2, 3, 1), dtype=dx.dtype)
+            chunks = grad_chunks(N, w2.shape[1], self.out_channels, dx.itemsize)
+            dw2 += event_conv_weight_grad(dy_cl, x4, k, s, p, chunks).reshape(w2.shape[1], -1).T
         for sl in self._chunks(N, H, W):
             n = sl.stop - sl.start
             dy2 = _buffer("dy", (self.out_channels, n, ho * wo), dx.dtype)
             dy2[...] = dy3[sl].transpose(1, 0, 2)
             dy2 = dy2.reshape(self.out_channels, n * ho * wo)
-            cols = im2col(x4[sl], k, s, p, _buffer("cols", (w2.shape[1], n * ho * wo), dx.dtype))
-            dw2 += dy2 @ cols.T                                              # dW₂ = dY·X_colᵀ
-            dcols = np.matmul(w2.T, dy2, out=_buffer("dcols", cols.shape, dx.dtype))   # dX_col = W₂ᵀ·dY
+            if not self._saved_events:
+                cols = im2col(x4[sl], k, s, p, _buffer("cols", (w2.shape[1], n * ho * wo), dx.dtype))
+                dw2 += dy2 @ cols.T                                          # dW₂ = dY·X_colᵀ
+            dcols = np.matmul(w2.T, dy2, out=_buffer("dcols", (w2.shape[1], n * ho * wo), dx.dtype))   # dX_col = W₂ᵀ·dY
             col2im(dcols, k, s, p, dx[sl])
         if self.bias is not None:
             self.bias.grad += dy3.sum(axis=(0, 2))
