@@ -1,7 +1,6 @@
 """Event-driven products (kernels/events.py) against NumPy's dense products, and the Linear layer
 that uses them: the same numbers up to float rounding, for any input, in both precisions."""
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

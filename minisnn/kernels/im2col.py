@@ -13,7 +13,6 @@ large GEMM. The rows of X_col are contiguous runs over (n, i, j), so both kernel
 write along j with unit stride. ``col2im`` is the adjoint of ``im2col``: it scatters every
 column entry back to the pixel it was read from, summing where windows overlap.
 """
-import numpy as np
 from numba import njit, prange
 
 
