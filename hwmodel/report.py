@@ -234,6 +234,10 @@ def _notes(counts, memory):
     if not memory:
         notes.append("Memory traffic is not priced for the CMOS profiles; --memory adds weight and "
                      "membrane-potential accesses (hwmodel's per-access model, after Lemaire et al. 2022).")
+    if any(layer.kind == "Add" for layer in counts.layers):
+        notes.append("Residual blocks: an identity shortcut (an Add reading the block's input) is counted as one "
+                     "connection per neuron (fan-out 1), an Add of two computed paths as free: both paths' synapses "
+                     "feed the same neurons. The core mapping adds both paths' synapses to the block's neurons.")
     if any(layer.kind == "BNTT" for layer in counts.layers):
         notes.append("BNTT's per-step statistics and γ cannot fold into the time-shared weights. --bntt fold "
                      "prices it instead as a per-step leak λ·a_{t−1}/a_t, threshold θ/a_t and bias b_t/a_t of each "
