@@ -58,9 +58,16 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, dy, observe=None):
+    def backward(self, dy, observe=None, input_grad=True):
+        """``input_grad=False``: the parameters' gradients only; a first layer with weights
+        (Linear, Conv2d) then skips ∂L/∂x, which training never reads, and None is returned."""
         for i in reversed(range(len(self.layers))):
             layer = self.layers[i]
+            if i == 0 and not input_grad and hasattr(layer, "weight_grad_only"):
+                layer.weight_grad_only(dy)
+                if observe is not None:
+                    observe(i, layer, dy, None)
+                return None
             if i - 1 in self._paired:   # LIF of a pair: ∂L/∂I into the workspace for its BNTT
                 dx = layer.backward(dy, out=self.workspace.get(PAIR_CURRENT, dy.shape, self._current_dtype[i - 1]))
             elif observe is not None and layer.sublayers():

@@ -67,7 +67,7 @@ def train_step(net, opt, x, labels, observe=None):
         net.clear()
         return loss, logits
     net.zero_grad()
-    net.backward(dlogits, observe=observe)
+    net.backward(dlogits, observe=observe, input_grad=False)     # ∂L/∂x is not needed to learn
     if opt is not None:
         opt.step()
     net.clear()

@@ -93,3 +93,23 @@ def test_every_configuration_once():
                                                                   "width": 0.5}, seed=7)
                 # the input gradient is not vacuous: it reaches x through both LIF layers
                 assert np.abs(results["x"][1]).max() > 1e-3
+
+
+def test_training_skips_only_the_unread_input_gradient():
+    """backward(input_grad=False), what train_step uses, gives every parameter the same gradient
+    as the full backward (bit for bit) and returns None instead of ∂L/∂x."""
+    from minisnn.encoding import poisson
+    from minisnn.losses import cross_entropy
+    rng = np.random.default_rng(5)
+    for net, x in [(models.mnist_fc(T=3, hidden=(12,)), poisson(rng.random((4, 784)).astype(np.float32), 3, rng)),
+                   (models.mnist_conv(T=2), poisson(rng.random((3, 1, 28, 28)).astype(np.float32), 2, rng))]:
+        grads = []
+        for input_grad in (True, False):
+            _, dz = cross_entropy(net.forward(x, train=True), np.arange(x.shape[1]) % 10)
+            net.zero_grad()
+            dx = net.backward(dz, input_grad=input_grad)
+            assert (dx is None) == (not input_grad)
+            grads.append([p.grad.copy() for p in net.parameters()])
+            net.clear()
+        for a, b in zip(*grads):
+            np.testing.assert_array_equal(a, b)

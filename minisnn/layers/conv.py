@@ -119,6 +119,13 @@ class Conv2d(Layer):
         return y.reshape(T, B, self.out_channels, ho, wo)
 
     def backward(self, dy):
+        return self._backward(dy, input_grad=True)
+
+    def weight_grad_only(self, dy):
+        """dW (and db) of ``backward`` without dx (a first layer's, which training never reads)."""
+        self._backward(dy, input_grad=False)
+
+    def _backward(self, dy, input_grad):
         x4 = self._saved_x
         N, C, H, W = x4.shape
         T, B, _, ho, wo = dy.shape
@@ -126,24 +133,29 @@ class Conv2d(Layer):
         dy3 = dy.reshape(N, self.out_channels, ho * wo)
         w2 = self.weight.data.reshape(self.out_channels, -1)
         dw2 = self.weight.grad.reshape(self.out_channels, -1)
-        dx = np.empty((N, C, H, W), dtype=np.result_type(dy3, w2))
+        dtype = np.result_type(dy3, w2)
+        dx = np.empty((N, C, H, W), dtype=dtype) if input_grad else None
         if self._saved_events:   # dW from the input's nonzeros, against ∂L/∂y channels last
-            dy_cl = np.ascontiguousarray(dy3.reshape(N, self.out_channels, ho, wo).transpose(0, 2, 3, 1), dtype=dx.dtype)
-            chunks = grad_chunks(N, w2.shape[1], self.out_channels, dx.itemsize)
+            dy_cl = np.ascontiguousarray(dy3.reshape(N, self.out_channels, ho, wo).transpose(0, 2, 3, 1), dtype=dtype)
+            chunks = grad_chunks(N, w2.shape[1], self.out_channels, dtype.itemsize)
             dw2 += event_conv_weight_grad(dy_cl, x4, k, s, p, chunks).reshape(w2.shape[1], -1).T
         for sl in self._chunks(N, H, W):
+            if self._saved_events and not input_grad:
+                break
             n = sl.stop - sl.start
-            dy2 = _buffer("dy", (self.out_channels, n, ho * wo), dx.dtype)
+            dy2 = _buffer("dy", (self.out_channels, n, ho * wo), dtype)
             dy2[...] = dy3[sl].transpose(1, 0, 2)
             dy2 = dy2.reshape(self.out_channels, n * ho * wo)
             if not self._saved_events:
-                cols = im2col(x4[sl], k, s, p, _buffer("cols", (w2.shape[1], n * ho * wo), dx.dtype))
+                cols = im2col(x4[sl], k, s, p, _buffer("cols", (w2.shape[1], n * ho * wo), dtype))
                 dw2 += dy2 @ cols.T                                          # dW₂ = dY·X_colᵀ
-            dcols = np.matmul(w2.T, dy2, out=_buffer("dcols", (w2.shape[1], n * ho * wo), dx.dtype))   # dX_col = W₂ᵀ·dY
+            if not input_grad:
+                continue
+            dcols = np.matmul(w2.T, dy2, out=_buffer("dcols", (w2.shape[1], n * ho * wo), dtype))   # dX_col = W₂ᵀ·dY
             col2im(dcols, k, s, p, dx[sl])
         if self.bias is not None:
             self.bias.grad += dy3.sum(axis=(0, 2))
-        return dx.reshape(T, B, C, H, W)
+        return dx.reshape(T, B, C, H, W) if input_grad else None
 
     def __repr__(self):
         return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -71,7 +71,12 @@ class Linear(Layer):
 
     def backward(self, dy):
         """dW = Σ_{t,b} dy·xᵀ ,  db = Σ dy ,  dx = dy·W."""
-        lead = dy.shape[:-1]
+        dy2 = self.weight_grad_only(dy)
+        return (dy2 @ self.weight.data).reshape(*dy.shape[:-1], self.in_features)
+
+    def weight_grad_only(self, dy):
+        """dW and db of ``backward`` without dx (a first layer's, which training never reads);
+        returns dy as ``[N, out]``."""
         dy2 = dy.reshape(-1, self.out_features)
         if self._saved_events:
             dtype, pattern = self.weight.data.dtype, self._saved_pattern
@@ -83,7 +88,7 @@ class Linear(Layer):
             self.weight.grad += dy2.T @ self._saved_x
         if self.bias is not None:
             self.bias.grad += dy2.sum(axis=0)
-        return (dy2 @ self.weight.data).reshape(*lead, self.in_features)
+        return dy2
 
     def __repr__(self):
         return f"Linear({self.in_features}, {self.out_features}, bias={self.bias is not None})"
