@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import minisnn  # noqa: F401  (before NumPy: it sets OpenBLAS's thread timeout)
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -31,7 +32,7 @@ FAST = os.environ.get("MINISNN_FAST", "") not in ("", "0")
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(tempfile.gettempdir()) / "minisnn-tutorials"
 
-plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "axes.grid": True, "grid.alpha": 0.3,
+plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "legend.fontsize": 9, "axes.grid": True, "grid.alpha": 0.3,
                      "figure.figsize": (9, 3.4)})
 
 
@@ -170,4 +171,24 @@ def trained_mnist(norm="bntt", committed=True, verbose=True):
               f"in {time.time() - started:.0f} s; last training accuracy {history[-1]['acc']:.3f}")
     net, meta = load_network(path)
     meta["label"] = label
+    return net, meta
+
+
+# The deep BNTT network of docs/paper.md (six BNTT layers, T = 25, the paper's recipe) and its
+# weight-decay control (γ exempt from decay), compared at equal steps. Update these two lines
+# when the runs advance; every notebook that uses them prints which file it read.
+DEEP_BNTT = REPO / "results" / "mnist-vgg-paper" / "epoch3.npz"
+DEEP_BNTT_GAMMA_EXEMPT = REPO / "results" / "mnist-vgg-paper-gamma-exempt" / "epoch3.npz"
+
+
+def deep_bntt(gamma_exempt=False, verbose=True):
+    """The committed deep BNTT VGG (``models.mnist_vgg``) and its checkpoint meta: the main run,
+    or with ``gamma_exempt`` the control trained with γ excluded from weight decay."""
+    path = DEEP_BNTT_GAMMA_EXEMPT if gamma_exempt else DEEP_BNTT
+    net, meta = load_network(path)
+    config = meta.get("config", {})
+    meta["label"] = (f"mnist-vgg, {'γ exempt from decay' if gamma_exempt else 'paper recipe'}, "
+                     f"{path.parent.name}/{path.name}")
+    if verbose:
+        print(f"loaded {path.relative_to(REPO)} (recipe {config.get('recipe', '?')}, T = {config.get('T', '?')})")
     return net, meta
