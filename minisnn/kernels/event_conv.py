@@ -34,6 +34,46 @@ def _reach(pos, k_index, stride, padding, size):
     return o if o < size else -1
 
 
+@njit(cache=True, inline="always")
+def _axpy(v, src, dst):
+    """dst += v·src over the C_out outputs (unit stride)."""
+    for o in range(dst.shape[0]):
+        dst[o] += v * src[o]
+
+
+@njit(cache=True, inline="always")
+def _image_pairs(x_n, k, stride, padding, per_tap, per_output, to_output):
+    """Visit every (input nonzero, kernel tap) pair of one image: for v = x_n[c, h, w] ≠ 0 and
+    each tap (a, b) that puts it at output (i, j),
+
+        to_output:  per_output[i, j] += v·per_tap[c, a, b]    (forward: per_tap = Wᵀ)
+        otherwise:  per_tap[c, a, b] += v·per_output[i, j]    (weight gradient: per_output = ∂L/∂y)
+
+    x_n ``[C, H, W]``; per_tap ``[C, k, k, C_out]``; per_output ``[Ho, Wo, C_out]``.
+    """
+    C, H, W = x_n.shape
+    Ho, Wo = per_output.shape[0], per_output.shape[1]
+    idx = np.empty(W + 1, dtype=np.int64)
+    for c in range(C):
+        for h in range(H):
+            row = x_n[c, h]
+            for e in range(_nonzero_columns(row, idx)):
+                w = idx[e]
+                v = row[w]
+                for a in range(k):
+                    i = _reach(h, a, stride, padding, Ho)
+                    if i < 0:
+                        continue
+                    for b in range(k):
+                        j = _reach(w, b, stride, padding, Wo)
+                        if j < 0:
+                            continue
+                        if to_output:
+                            _axpy(v, per_tap[c, a, b], per_output[i, j])
+                        else:
+                            _axpy(v, per_output[i, j], per_tap[c, a, b])
+
+
 @njit(parallel=True, cache=True)
 def event_conv_forward(x, weight_t, stride, padding, y):
     """y = conv(x, W) from x's nonzeros (module docstring).
@@ -41,32 +81,14 @@ def event_conv_forward(x, weight_t, stride, padding, y):
     x ``[N, C, H, W]``; weight_t ``[C, k, k, C_out]`` (W transposed); y ``[N, C_out, Ho, Wo]``,
     overwritten and returned. Parallel over blocks of images: each task owns its images' outputs.
     """
-    N, C, H, W = x.shape
+    N = x.shape[0]
     k, O = weight_t.shape[1], weight_t.shape[3]
     Ho, Wo = y.shape[2], y.shape[3]
     for blk in prange((N + IMAGES - 1) // IMAGES):
         acc = np.empty((Ho, Wo, O), dtype=y.dtype)
-        idx = np.empty(W + 1, dtype=np.int64)
         for n in range(blk * IMAGES, min((blk + 1) * IMAGES, N)):
             acc[:] = 0
-            for c in range(C):
-                for h in range(H):
-                    row = x[n, c, h]
-                    count = _nonzero_columns(row, idx)
-                    for e in range(count):
-                        w = idx[e]
-                        v = row[w]
-                        for a in range(k):
-                            i = _reach(h, a, stride, padding, Ho)
-                            if i < 0:
-                                continue
-                            for b in range(k):
-                                j = _reach(w, b, stride, padding, Wo)
-                                if j < 0:
-                                    continue
-                                wt, out = weight_t[c, a, b], acc[i, j]
-                                for o in range(O):
-                                    out[o] += v * wt[o]
+            _image_pairs(x[n], k, stride, padding, weight_t, acc, True)
             for o in range(O):
                 plane = y[n, o]
                 for i in range(Ho):
@@ -83,30 +105,11 @@ def event_conv_weight_grad(dy_cl, x, k, stride, padding, n_chunks):
     tasks (``events.grad_chunks``: from the shapes, never the thread count) sums a contiguous
     range of images into its own partial gradient; the partials are summed at the end.
     """
-    N, C, H, W = x.shape
-    Ho, Wo, O = dy_cl.shape[1], dy_cl.shape[2], dy_cl.shape[3]
+    N, C = x.shape[0], x.shape[1]
+    O = dy_cl.shape[3]
     partial = np.zeros((n_chunks, C, k, k, O), dtype=dy_cl.dtype)
     per_chunk = (N + n_chunks - 1) // n_chunks
     for chunk in prange(n_chunks):
-        acc = partial[chunk]
-        idx = np.empty(W + 1, dtype=np.int64)
         for n in range(chunk * per_chunk, min((chunk + 1) * per_chunk, N)):
-            for c in range(C):
-                for h in range(H):
-                    row = x[n, c, h]
-                    count = _nonzero_columns(row, idx)
-                    for e in range(count):
-                        w = idx[e]
-                        v = row[w]
-                        for a in range(k):
-                            i = _reach(h, a, stride, padding, Ho)
-                            if i < 0:
-                                continue
-                            for b in range(k):
-                                j = _reach(w, b, stride, padding, Wo)
-                                if j < 0:
-                                    continue
-                                g, out = dy_cl[n, i, j], acc[c, a, b]
-                                for o in range(O):
-                                    out[o] += v * g[o]
+            _image_pairs(x[n], k, stride, padding, partial[chunk], dy_cl[n], False)
     return partial.sum(axis=0)
