@@ -40,8 +40,13 @@ class SGD:
         self.lr = float(state["lr"])
 
 
-def step_schedule(base_lr, epoch, epochs, milestones=(0.5, 0.7, 0.9), after=None):
-    """Learning rate of ``epoch`` (0-based): ÷10 at 50 %, 70 % and 90 % of the epochs.
+# ÷10 at 50 / 70 / 90 % of the epochs: the BNTT paper's schedule and its reference code's.
+DROPS = (0.5, 0.7, 0.9)
+
+
+def step_schedule(base_lr, epoch, epochs, milestones=DROPS, after=None):
+    """Learning rate of ``epoch`` (0-based): ÷10 at each fraction ``milestones`` of the epochs
+    (by default 50 %, 70 % and 90 %).
 
     As in the reference, a milestone is the epoch ``int(m·epochs)``; it is never the first one.
     ``after`` (epoch counts) replaces the fractions: ÷10 once ``after[i]`` epochs are done.

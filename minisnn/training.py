@@ -30,7 +30,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .evaluate import evaluate, test_batches
 from .layers import BNTT
 from .losses import cross_entropy
-from .optim import SGD, step_schedule
+from .optim import DROPS, SGD, step_schedule
 from .plots import plot_learning_curve
 from .tasks import CALIBRATION_KEY, RECIPES, SUBSET_KEY, batch_rng, get_task
 
@@ -75,7 +75,7 @@ def train_step(net, opt, x, labels, observe=None):
 
 
 # The recipe's settings that a resumed run may change: the schedule and the evaluation.
-RESUMABLE_KEYS = ("epochs", "milestones", "bn_calibration")
+RESUMABLE_KEYS = ("epochs", "drops", "milestones", "bn_calibration")
 RECIPE_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "T", "leak")
 RESETS = ("soft", "hard")
 
@@ -89,7 +89,8 @@ class TrainConfig:
     epochs: int = None
     batch_size: int = None
     lr: float = None
-    milestones: list = None          # ÷10 after these epoch counts (default 50/70/90 % of the epochs)
+    milestones: list = None          # ÷10 after these epoch counts (default: at the task's drops,
+                                     # fractions of the epochs; 50/70/90 % unless tasks.py says otherwise)
     momentum: float = None
     weight_decay: float = None
     T: int = None
@@ -122,6 +123,7 @@ class TrainConfig:
             raise UsageError(f"unknown recipe {self.recipe!r}; choose one of {', '.join(RECIPES)}")
         cfg = dict(task.defaults, **RECIPES[self.recipe])
         cfg.update({k: getattr(self, k) for k in RECIPE_KEYS if getattr(self, k) is not None})
+        cfg["drops"] = list(cfg.get("drops", DROPS))
         cfg.update(dataset=task.name, recipe=self.recipe, threshold=self.threshold, norm=self.norm, reset=self.reset,
                    surrogate=self.surrogate,
                    seed=self.seed, subset=self.subset, milestones=self.milestones,
@@ -239,7 +241,7 @@ def train(config):
     with StopRequest() as stop, open(out / "metrics.jsonl", log_mode) as metrics, \
             open(out / "steps.jsonl", log_mode) as steps:
         for epoch in range(progress["epoch"], cfg["epochs"]):
-            opt.lr = step_schedule(cfg["lr"], epoch, cfg["epochs"], after=cfg["milestones"])
+            opt.lr = step_schedule(cfg["lr"], epoch, cfg["epochs"], cfg["drops"], after=cfg["milestones"])
             order = batch_rng(cfg["seed"], epoch).permutation(len(train_x))
             bar = tqdm(range(progress["step"], steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg['epochs']}",
                        initial=progress["step"], total=steps_per_epoch, mininterval=2.0,

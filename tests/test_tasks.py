@@ -93,6 +93,21 @@ def test_recipes_name_their_source_and_explicit_values_win():
         TrainConfig("mnist", recipe="blog").resolve()
 
 
+def test_smnist_schedule_drops_late_and_the_paper_recipe_restores_50_70_90():
+    """sMNIST's default ÷10 fractions are its own (0.8, 0.925 of 40 epochs: after 32 and 37); every
+    other task, and --recipe paper anywhere, divides at 50/70/90 %; --milestones still wins."""
+    from minisnn.optim import step_schedule
+    from minisnn.training import TrainConfig
+    _, smnist = TrainConfig("smnist").resolve()
+    lrs = [step_schedule(smnist["lr"], e, smnist["epochs"], smnist["drops"]) for e in range(smnist["epochs"])]
+    assert (smnist["epochs"], smnist["drops"]) == (40, [0.8, 0.925])
+    assert lrs.index(min(lrs[:33])) == 32 and lrs[31] == 0.1 and lrs[36] == pytest.approx(0.01)
+    assert lrs[37] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-3)
+    assert TrainConfig("smnist", recipe="paper").resolve()[1]["drops"] == [0.5, 0.7, 0.9]
+    assert TrainConfig("mnist-vgg").resolve()[1]["drops"] == [0.5, 0.7, 0.9]
+    assert TrainConfig("smnist", milestones=[3]).resolve()[1]["milestones"] == [3]
+
+
 def test_unknown_task_and_wrong_T_are_errors():
     with pytest.raises(ValueError, match="unknown dataset"):
         get_task("imagenet")
