@@ -59,6 +59,8 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    import matplotlib
+    matplotlib.use("Agg")       # figures go to files; importing minisnn.analyze leaves the backend alone
     module = SUBCOMMANDS[args.command][0]
     try:
         if (args.batch_size is not None and args.batch_size < 1) or (args.subset is not None and args.subset < 1):

@@ -10,17 +10,14 @@ import json
 import math
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt  # the backend is the caller's: the CLI picks Agg, a notebook keeps its own
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..checkpoint import CheckpointError, load_network  # noqa: E402
-from ..evaluate import default_bn_stats, test_batches  # noqa: E402
-from ..layers import BNTT, LIF  # noqa: E402
-from ..tasks import EVAL_KEY, batch_rng, get_task  # noqa: E402
-from ..training import train_step  # noqa: E402
+from ..checkpoint import CheckpointError, load_network
+from ..evaluate import default_bn_stats, test_batches
+from ..layers import BNTT, LIF
+from ..tasks import EVAL_KEY, batch_rng, get_task
+from ..training import train_step
 
 __all__ = ["plt", "load", "load_test", "batches", "n_batches", "out_dir", "save_json", "save_figure",
            "bntt_layers", "lif_layers", "parse_list", "positive_int", "encode_eval", "eval_mode"]
