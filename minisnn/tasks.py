@@ -194,6 +194,7 @@ def batch_rng(seed, *key):
         (seed, epoch, step)                    training batch: encoding and augmentation
         (seed, EVAL_KEY, i)                    test image i's encoding (any batch size)
         (seed, NOISE_KEY, i)                   robustness: test image i's Gaussian noise
+        (seed, FRESH_KEY, i)                   robustness: test image i's re-encoding after the attack
         (seed, epoch, CALIBRATION_KEY[, k])    calibration batches after an epoch
         (seed, SUBSET_KEY)                     the training samples kept by --subset
     """
@@ -204,3 +205,4 @@ EVAL_KEY = 10 ** 9
 NOISE_KEY = 10 ** 9 + 1
 CALIBRATION_KEY = 10 ** 9 + 2   # was 10**9 + 1 (NOISE_KEY's value) before 2026-12
 SUBSET_KEY = 10 ** 9 + 3        # was 7 (epoch 7's key) before 2026-12
+FRESH_KEY = 10 ** 9 + 4

@@ -220,7 +220,7 @@ def test_bad_input_is_one_error_line(ckpt, tiny_mnist, tmp_path):
 
 def test_gamma_gradients_are_the_training_steps_own():
     """gamma.gradients is the mean over channels of |∂L/∂γ_t| of plain training steps on the same
-    batches, averaged over the batches, and leaves no gradient behind."""
+    batches, averaged over the batches, and leaves no gradient and no change of statistics behind."""
     from minisnn.layers import BNTT
     from minisnn.tasks import batch_rng, get_task
     from minisnn.training import train_step
@@ -228,10 +228,14 @@ def test_gamma_gradients_are_the_training_steps_own():
     rng = np.random.default_rng(0)
     images, labels = rng.normal(size=(20, 784)).astype(np.float32), rng.integers(0, 10, 20)
     net = models.mnist_fc(T=4, hidden=(8,))
+    bntt = next(layer for layer in net.modules() if isinstance(layer, BNTT))
+    bntt.running_mean[:] = rng.normal(size=bntt.running_mean.shape)
+    before = bntt.running_mean.copy(), bntt.running_var.copy()
     got = gamma.gradients(net, task, images, labels, T=4, n_batches=2, batch_size=8, seed=3)
     assert got.shape == (1, 4) and np.all(got > 0)
-    bntt = next(layer for layer in net.modules() if isinstance(layer, BNTT))
     assert not bntt.gamma.grad.any()
+    np.testing.assert_array_equal(bntt.running_mean, before[0])       # evaluation is left as it was
+    np.testing.assert_array_equal(bntt.running_var, before[1])
     order = batch_rng(3, gamma.GRADIENT_KEY).permutation(20)
     expected = np.zeros(4)
     for k in range(2):

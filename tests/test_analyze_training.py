@@ -68,6 +68,29 @@ def test_robustness_clean_runs_match_evaluate_and_fgsm_raises_the_loss(ckpt, tin
     np.testing.assert_array_equal(again["noise_accuracy"], r["noise_accuracy"])    # batch size does not matter
 
 
+def test_robustness_fresh_draws_are_an_evaluation_with_new_poisson_draws(ckpt, tiny_mnist):
+    """Unperturbed, the fresh-draw column is exactly an evaluation whose image i is encoded with
+    (seed, FRESH_KEY, i), which is not the clean run's encoding; a deterministic encoder (sMNIST)
+    has no draws, so there both columns agree at every level."""
+    from minisnn.tasks import FRESH_KEY, batch_rng
+    net, meta, task = common.load(ckpt)
+    images, labels = common.load_test(task, tiny_mnist)
+    T, seed = meta["config"]["T"], meta["config"]["seed"]
+    r = robustness.analyse(net, meta, task, images, labels, 8, [0.0], [0.0])
+    x = np.concatenate([task.encode(images[j:j + 1], T, batch_rng(seed, FRESH_KEY, j)) for j in range(len(images))], 1)
+    assert not np.array_equal(x, common.encode_eval(task, images, 0, T, seed))
+    fresh_loss, fresh = ev.evaluate(net, [(x[:, k:k + 8], labels[k:k + 8]) for k in range(0, len(images), 8)])
+    assert r["noise_accuracy_fresh"][0] == fresh == r["fgsm_accuracy_fresh"][0]
+    assert r["fgsm_loss_fresh"][0] == pytest.approx(fresh_loss)
+    assert r["fgsm_loss_fresh"][0] != pytest.approx(r["fgsm_loss"][0])
+    seq = make_checkpoint(ckpt.parent.parent / "seq" / "checkpoint.npz", dataset="smnist", hidden=(6,), T=784)
+    net, meta, task = common.load(seq)
+    images, labels = common.load_test(task, tiny_mnist, 6)
+    r = robustness.analyse(net, meta, task, images, labels, 3, [0.0, 0.4], [0.0, 0.2])
+    for kind in ("noise_accuracy", "fgsm_accuracy", "fgsm_loss"):
+        np.testing.assert_array_equal(r[kind], r[kind + "_fresh"])
+
+
 def test_robustness_cli_on_smnist_with_compare(tmp_path, tiny_mnist):
     a = make_checkpoint(tmp_path / "a" / "checkpoint.npz", dataset="smnist", hidden=(6,), T=784)
     b = make_checkpoint(tmp_path / "b" / "checkpoint.npz", dataset="smnist", hidden=(6,), T=784, norm="none")

@@ -68,10 +68,13 @@ def histograms(net, layers=None, steps=None, bins=30):
 
 def gradients(net, task, images, labels, T, n_batches, batch_size, seed):
     """Mean over channels of |∂L/∂γ_{l,t}| on ``n_batches`` training batches (training mode, the
-    whole pass; no update). Returns ``[layers, T]`` (BNTT layers in network order, inside blocks too)."""
+    whole pass; no update). Returns ``[layers, T]`` (BNTT layers in network order, inside blocks too).
+    The training-mode passes update the running averages; they are restored, so ``net`` evaluates
+    as before."""
     found = [layer for layer in net.modules() if isinstance(layer, BNTT)]
     if not found:
         raise ValueError("this network has no BNTT layer, so no γ_t to show")
+    kept = [(layer.running_mean.copy(), layer.running_var.copy()) for layer in net.norm_layers()]
     order = batch_rng(seed, GRADIENT_KEY).permutation(len(images))
     total = np.zeros((len(found), found[0].T))
     for k in range(n_batches):
@@ -80,6 +83,8 @@ def gradients(net, task, images, labels, T, n_batches, batch_size, seed):
         train_step(net, None, task.encode(images[idx], T, batch_rng(seed, GRADIENT_KEY, k)), labels[idx])
         total += np.array([np.abs(layer.gamma.grad).mean(axis=1) for layer in found])
     net.zero_grad()
+    for layer, (mean, var) in zip(net.norm_layers(), kept):
+        layer.running_mean[:], layer.running_var[:] = mean, var
     return total / n_batches
 
 
