@@ -41,6 +41,10 @@ def parse_args(argv=None):
                    help="LIF reset after a spike: soft subtracts θ (v = u − θ·o, the reference's), hard sets the "
                         "membrane to 0 (v = u·(1 − o)); NIR export needs hard (docs/nir.md)")
     p.add_argument("--surrogate", choices=sorted(SURROGATES), default="triangle")
+    p.add_argument("--surrogate-height", type=float, metavar="H",
+                   help="the surrogate's peak (default: its own, triangle 0.3); deep networks need it tuned "
+                        "(docs/deep.md: h = 1, w = 0.5 keeps a 20-layer ResNet's gradient balanced)")
+    p.add_argument("--surrogate-width", type=float, metavar="W", help="the surrogate's half-width (default: its own, triangle 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", help="folder with the dataset files (else $MINISNN_DATA, ~/.cache/minisnn)")
     p.add_argument("--out", default=None, help="output folder (default runs/DATASET)")

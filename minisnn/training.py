@@ -99,6 +99,8 @@ class TrainConfig:
     norm: str = "bntt"
     reset: str = "soft"              # LIF reset: "soft" (v = u − θ·o) or "hard" (v = u·(1 − o), as NIR's)
     surrogate: str = "triangle"
+    surrogate_height: float = None   # None: the surrogate's own (triangle 0.3; docs/deep.md tunes it for depth)
+    surrogate_width: float = None    # None: the surrogate's own (triangle 1)
     seed: int = 0
     subset: int = None               # train on N training samples, test on N test samples
     bn_calibration: int = 20         # training batches for the calibrated statistics (0: none)
@@ -125,7 +127,8 @@ class TrainConfig:
         cfg.update({k: getattr(self, k) for k in RECIPE_KEYS if getattr(self, k) is not None})
         cfg["drops"] = list(cfg.get("drops", DROPS))
         cfg.update(dataset=task.name, recipe=self.recipe, threshold=self.threshold, norm=self.norm, reset=self.reset,
-                   surrogate=self.surrogate,
+                   surrogate=self.surrogate, surrogate_height=self.surrogate_height,
+                   surrogate_width=self.surrogate_width,
                    seed=self.seed, subset=self.subset, milestones=self.milestones,
                    bn_calibration=self.bn_calibration, gamma_decay=self.gamma_decay)
         milestones = self.milestones or []
@@ -138,6 +141,8 @@ class TrainConfig:
                   (0 <= cfg["leak"] <= 1, "--leak must be in [0, 1]"),
                   (cfg["threshold"] > 0, "--threshold must be positive"),
                   (cfg["reset"] in RESETS, f"--reset must be one of {', '.join(RESETS)}, got {cfg['reset']!r}"),
+                  (all(v is None or v > 0 for v in (self.surrogate_height, self.surrogate_width)),
+                   "--surrogate-height and --surrogate-width must be positive"),
                   (self.subset is None or self.subset >= 1, "--subset must be at least 1"),
                   (self.checkpoint_every >= 1, "--checkpoint-every must be at least 1"),
                   (self.bn_calibration >= 0, "--bn-calibration must be non-negative"),
@@ -202,7 +207,7 @@ def train(config):
         raise UsageError(f"--out {out} exists and is not a folder")
     ckpt_path = out / "checkpoint.npz"
     net = task.build(T=cfg["T"], norm=cfg["norm"], leak=cfg["leak"], threshold=cfg["threshold"],
-                     reset=cfg["reset"], surrogate=cfg["surrogate"], seed=cfg["seed"])
+                     reset=cfg["reset"], surrogate=surrogate_spec(cfg), seed=cfg["seed"])
     no_decay = [] if cfg["gamma_decay"] else [layer.gamma for layer in net.modules() if isinstance(layer, BNTT)]
     opt = SGD(net.parameters(), cfg["lr"], cfg["momentum"], cfg["weight_decay"], no_decay=no_decay)
     progress = {"epoch": 0, "step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0, "elapsed_s": 0.0, "lr_sum": 0.0}
@@ -315,7 +320,15 @@ def calibrate(task, cfg, net, train_x, epoch, progress=True):
 
 
 # Settings added since older checkpoints were written, with the value they had then.
-ADDED_KEYS = {"recipe": "code", "gamma_decay": True, "reset": "soft"}
+ADDED_KEYS = {"recipe": "code", "gamma_decay": True, "reset": "soft", "surrogate_height": None,
+              "surrogate_width": None}
+
+
+def surrogate_spec(cfg):
+    """The surrogate a recipe asks for: its name, or {name, height, width} when either is set."""
+    if cfg.get("surrogate_height") is None and cfg.get("surrogate_width") is None:
+        return cfg["surrogate"]
+    return {"name": cfg["surrogate"], "height": cfg.get("surrogate_height"), "width": cfg.get("surrogate_width")}
 
 
 def recipe_changes(saved, now):

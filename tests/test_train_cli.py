@@ -492,6 +492,25 @@ def test_no_gamma_decay_is_recorded_changes_gamma_and_blocks_a_mixed_resume(refe
     assert rc == 2 and "'gamma_decay': (False, True)" in err
 
 
+def test_surrogate_height_and_width_reach_every_lif_and_the_checkpoint(reference, tiny_mnist, tmp_path):
+    """--surrogate-height/--surrogate-width (the depth study's tuning) are recorded in the config,
+    built into every LIF, rebuilt from the checkpoint, change the training, and block a mixed resume."""
+    from minisnn.checkpoint import load_network
+    out = tmp_path / "out"
+    rc, _, err = cli(train.main, *train_args(tiny_mnist, out, "--surrogate-height", "1", "--surrogate-width", "0.5"))
+    assert rc == 0, err
+    net, meta = load_network(out / "checkpoint.npz")
+    assert (meta["config"]["surrogate_height"], meta["config"]["surrogate_width"]) == (1.0, 0.5)
+    lifs = net.lif_layers()
+    assert lifs and all((lif.surrogate.height, lif.surrogate.width) == (1.0, 0.5) for lif in lifs)
+    _, model, _ = load_checkpoint(out / "checkpoint.npz")
+    assert not np.array_equal(model["0.weight"], reference.model["0.weight"])
+    rc, _, err = cli(train.main, *train_args(tiny_mnist, out, "--resume", "--epochs", "3"))
+    assert rc == 2 and "'surrogate_height': (1.0, None)" in err
+    rc, _, err = cli(train.main, *train_args(tiny_mnist, tmp_path / "bad", "--surrogate-width", "0"))
+    assert rc == 2 and err.strip() == "error: --surrogate-height and --surrogate-width must be positive"
+
+
 def test_resume_reports_every_changed_setting(reference, tiny_mnist, tmp_path):
     ckpt = reference.out / "checkpoint.npz"
     rc, _, err = cli(train.main, *train_args(tiny_mnist, tmp_path / "out", "--resume", ckpt, "--T", "4",
