@@ -75,7 +75,7 @@ def train_step(net, opt, x, labels, observe=None):
 
 
 # The recipe's settings that a resumed run may change: the schedule and the evaluation.
-RESUMABLE_KEYS = ("epochs", "drops", "milestones", "bn_calibration")
+RESUMABLE_KEYS = ("epochs", "drops", "milestones", "bn_calibration", "eval_samples", "full_eval_every")
 RECIPE_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "T", "leak")
 RESETS = ("soft", "hard")
 
@@ -111,8 +111,9 @@ class TrainConfig:
     resume: str = None               # a checkpoint path, or "auto" for OUT/checkpoint.npz
     checkpoint_every: int = 50
     eval_batch_size: int = 256
-    eval_samples: int = None         # between epochs, test on the first N test samples only (None: all)
-    full_eval_every: int = 0         # ... except every K epochs (0: only after the last one)
+    eval_samples: int = None         # between epochs, test on the first N test samples only (None: the
+                                     # task's default; all of them unless tasks.py says otherwise)
+    full_eval_every: int = None      # ... except every K epochs (None: the task's, else 0: only the last)
     batch_stats_eval: bool = False   # also evaluate with each test batch's own statistics
     record: str = None               # after training, record the test set for hwmodel (run.npz)
     command: str = None              # the command line, for summary.json
@@ -126,6 +127,9 @@ class TrainConfig:
         cfg = dict(task.defaults, **RECIPES[self.recipe])
         cfg.update({k: getattr(self, k) for k in RECIPE_KEYS if getattr(self, k) is not None})
         cfg["drops"] = list(cfg.get("drops", DROPS))
+        cfg.update({k: getattr(self, k) for k in ("eval_samples", "full_eval_every") if getattr(self, k) is not None})
+        cfg.setdefault("eval_samples", None)
+        cfg.setdefault("full_eval_every", 0)
         cfg.update(dataset=task.name, recipe=self.recipe, threshold=self.threshold, norm=self.norm, reset=self.reset,
                    surrogate=self.surrogate, surrogate_height=self.surrogate_height,
                    surrogate_width=self.surrogate_width,
@@ -146,8 +150,8 @@ class TrainConfig:
                   (self.subset is None or self.subset >= 1, "--subset must be at least 1"),
                   (self.checkpoint_every >= 1, "--checkpoint-every must be at least 1"),
                   (self.bn_calibration >= 0, "--bn-calibration must be non-negative"),
-                  (self.eval_samples is None or self.eval_samples >= 1, "--eval-samples must be at least 1"),
-                  (self.full_eval_every >= 0, "--full-eval-every must be non-negative"),
+                  (cfg["eval_samples"] is None or cfg["eval_samples"] >= 1, "--eval-samples must be at least 1"),
+                  (cfg["full_eval_every"] >= 0, "--full-eval-every must be non-negative"),
                   (all(m >= 1 for m in milestones) and milestones == sorted(set(milestones)),
                    "--milestones must be increasing epoch counts of at least 1")]
         for ok, message in checks:
@@ -236,9 +240,9 @@ def train(config):
     def test_samples(epoch):
         """The whole test set after the last epoch, every ``full_eval_every`` epochs and without
         ``eval_samples``; otherwise its first ``eval_samples`` (a fixed subset, cheaper)."""
-        every = config.full_eval_every
-        full = not config.eval_samples or epoch + 1 == cfg["epochs"] or (every and (epoch + 1) % every == 0)
-        return len(test_x) if full else min(config.eval_samples, len(test_x))
+        every = cfg["full_eval_every"]
+        full = not cfg["eval_samples"] or epoch + 1 == cfg["epochs"] or (every and (epoch + 1) % every == 0)
+        return len(test_x) if full else min(cfg["eval_samples"], len(test_x))
 
     print(f"training {task.name}: {len(train_x)} samples, {steps_per_epoch} steps/epoch, "
           f"{cfg['epochs']} epochs, T={cfg['T']}, norm={cfg['norm']}, out={out}", file=sys.stderr)

@@ -93,7 +93,7 @@ def test_recipes_name_their_source_and_explicit_values_win():
         TrainConfig("mnist", recipe="blog").resolve()
 
 
-def test_smnist_schedule_drops_late_and_the_paper_recipe_restores_50_70_90():
+def test_smnist_schedule_and_evaluation_defaults():
     """sMNIST's default ÷10 fractions are its own (0.8, 0.925 of 40 epochs: after 32 and 37); every
     other task, and --recipe paper anywhere, divides at 50/70/90 %; --milestones still wins."""
     from minisnn.optim import step_schedule
@@ -106,6 +106,12 @@ def test_smnist_schedule_drops_late_and_the_paper_recipe_restores_50_70_90():
     assert TrainConfig("smnist", recipe="paper").resolve()[1]["drops"] == [0.5, 0.7, 0.9]
     assert TrainConfig("mnist-vgg").resolve()[1]["drops"] == [0.5, 0.7, 0.9]
     assert TrainConfig("smnist", milestones=[3]).resolve()[1]["milestones"] == [3]
+    # its evaluation: the first 2000 test digits between epochs, all of them every 5 epochs and at the end
+    assert (smnist["eval_samples"], smnist["full_eval_every"]) == (2000, 5)
+    _, everything = TrainConfig("smnist", eval_samples=10000, full_eval_every=1).resolve()
+    assert (everything["eval_samples"], everything["full_eval_every"]) == (10000, 1)
+    _, vgg = TrainConfig("mnist-vgg").resolve()
+    assert (vgg["eval_samples"], vgg["full_eval_every"]) == (None, 0)
 
 
 def test_unknown_task_and_wrong_T_are_errors():
