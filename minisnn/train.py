@@ -53,6 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--resume", nargs="?", const="auto", metavar="CHECKPOINT",
                    help="continue from CHECKPOINT (default: OUT/checkpoint.npz)")
     p.add_argument("--checkpoint-every", type=int, default=50, help="also checkpoint every N steps")
+    p.add_argument("--keep-epochs", action="store_true",
+                   help="also keep the checkpoint of every epoch's end as OUT/epochN.npz (to analyse a run at equal steps)")
     p.add_argument("--eval-batch-size", type=int, default=256)
     p.add_argument("--eval-samples", type=int, metavar="N",
                    help="between epochs, evaluate on the first N test samples only; the last epoch (and every "

@@ -16,6 +16,7 @@ SIGINT (Ctrl-C) or SIGTERM (``timeout``, batch schedulers) finishes the current 
 raises ``TrainingInterrupted``; a second one aborts at once.
 """
 import json
+import shutil
 import signal
 import sys
 import time
@@ -110,6 +111,7 @@ class TrainConfig:
     out: str = None                  # default runs/DATASET
     resume: str = None               # a checkpoint path, or "auto" for OUT/checkpoint.npz
     checkpoint_every: int = 50
+    keep_epochs: bool = False        # also keep each epoch's end as OUT/epochN.npz (analyses at equal steps)
     eval_batch_size: int = 256
     eval_samples: int = None         # between epochs, test on the first N test samples only (None: the
                                      # task's default; all of them unless tasks.py says otherwise)
@@ -301,6 +303,8 @@ def train(config):
                       if "test_acc_batch_stats" in record else "") + f" ({n} test samples)", file=sys.stderr)
             progress.update(epoch=epoch + 1, step=0, loss_sum=0.0, correct=0, seen=0)
             save()
+            if config.keep_epochs:
+                shutil.copyfile(ckpt_path, out / f"epoch{epoch + 1}.npz")
     return finish(config, task, cfg, net, out, (test_x, test_y), time.time() - started, bn_stats)
 
 

@@ -299,6 +299,20 @@ def test_one_epoch_then_resume_with_more_epochs(reference, tiny_mnist, tmp_path)
     assert_same_training(load_run(out), reference)
 
 
+def test_keep_epochs_keeps_each_epochs_end(reference, tiny_mnist, tmp_path):
+    """--keep-epochs: OUT/epochN.npz is the checkpoint at the end of epoch N (the run itself is
+    unchanged: the last one is the reference run's final checkpoint)."""
+    out = tmp_path / "out"
+    rc, _, err = cli(train.main, *train_args(tiny_mnist, out, "--keep-epochs"))
+    assert rc == 0, err
+    first, model1, _ = load_checkpoint(out / "epoch1.npz")
+    last, model2, _ = load_checkpoint(out / "epoch2.npz")
+    assert (first["progress"]["epoch"], first["progress"]["step"]) == (1, 0) and last["progress"]["epoch"] == 2
+    assert all(np.array_equal(model2[k], reference.model[k]) for k in reference.model)
+    assert not all(np.array_equal(model1[k], model2[k]) for k in model1)
+    assert not (reference.out / "epoch1.npz").exists()                  # only when asked
+
+
 def test_resume_with_explicit_milestones_changes_only_the_schedule(reference, tiny_mnist, tmp_path):
     """--milestones may be given (or changed) on --resume; the epochs after it follow it."""
     out = tmp_path / "out"
