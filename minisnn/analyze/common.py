@@ -49,10 +49,11 @@ def batches(task, images, labels, meta, batch_size, T=None):
     return test_batches(task, images, labels, T or config["T"], batch_size, config.get("seed", 0))
 
 
-def encode_eval(task, images, start, T, seed):
+def encode_eval(task, images, start, T, seed, key=EVAL_KEY):
     """Encode test images ``start, start + 1, …`` exactly as ``test_batches`` does: image i with
-    its own generator (seed, EVAL_KEY, i), so a perturbed image gets the clean run's draws."""
-    return np.concatenate([task.encode(images[j:j + 1], T, batch_rng(seed, EVAL_KEY, start + j))
+    its own generator (seed, key, i), so a perturbed image gets the clean run's draws (another
+    ``key``: other draws, e.g. robustness's fresh ones)."""
+    return np.concatenate([task.encode(images[j:j + 1], T, batch_rng(seed, key, start + j))
                            for j in range(len(images))], axis=1)
 
 

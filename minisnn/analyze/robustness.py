@@ -89,10 +89,8 @@ def score(net, x, labels):
 
 
 def encode_fresh(task, images, start, T, seed):
-    """Encode test images ``start, …`` with new draws (seed, FRESH_KEY, i): the clean run's
-    ``common.encode_eval`` with another key."""
-    return np.concatenate([task.encode(images[j:j + 1], T, batch_rng(seed, FRESH_KEY, start + j))
-                           for j in range(len(images))], axis=1)
+    """Encode test images ``start, …`` with new draws (seed, FRESH_KEY, i)."""
+    return common.encode_eval(task, images, start, T, seed, key=FRESH_KEY)
 
 
 def analyse(net, meta, task, images, labels, batch_size, sigmas, epsilons, progress=False):
