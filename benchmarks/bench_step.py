@@ -3,7 +3,8 @@
     python benchmarks/bench_step.py [--T 784] [--batch 128] [--repeats 7]
 
 Prints the median seconds per step (and, for comparison, with BNTT and LIF run separately
-instead of as the pair ``Sequential`` makes of them), per-layer medians (each layer alone), the median time of the step's matrix
+instead of as the pair ``Sequential`` makes of them, and with the first Linear, BNTT and LIF one
+by one instead of as the fused input block), per-layer medians (each layer alone, unfused), the median time of the step's matrix
 products alone (the same shapes, run with NumPy in the same process: the floor no design can
 beat), their ratio, and the step's peak memory (high-water mark of the process RSS, measured in
 a fresh child process so nothing else inflates it).
@@ -116,6 +117,8 @@ def main(argv=None):
     from minisnn.network import Sequential
     unpaired = Sequential(*net.layers, pair=False)   # BNTT and LIF each with its own fresh output
     step_unpaired = median_time(lambda: training_step(unpaired, opt, x, y), args.repeats)
+    unfused = Sequential(*net.layers, fuse_input=False)   # the first Linear, BNTT and LIF one by one
+    step_unfused = median_time(lambda: training_step(unfused, opt, x, y), args.repeats)
     floor = median_time(gemm_floor(net, args.T, args.batch), args.repeats)
     layers = per_layer(net, x, y, args.repeats)
     from minisnn.layers import LIF
@@ -123,7 +126,8 @@ def main(argv=None):
     net.clear()
     baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak = peak_memory_child(args.T, args.batch)
-    result = {"T": args.T, "batch": args.batch, "dtype": "float32", "step_s": step, "step_unpaired_s": step_unpaired, "gemm_floor_s": floor,
+    result = {"T": args.T, "batch": args.batch, "dtype": "float32", "step_s": step, "step_unpaired_s": step_unpaired,
+              "step_input_layer_by_layer_s": step_unfused, "gemm_floor_s": floor,
               "ratio": step / floor, "peak_rss_mib": peak, "layers": layers,
               "spike_density": densities}
     if args.json:
@@ -136,7 +140,8 @@ def main(argv=None):
     print("spike density of each LIF layer (the next layer's input): "
           + ", ".join(f"{d:.3f}" for d in densities))
     print(f"step (forward + backward + SGD): {step:.3f} s   "
-          f"(BNTT and LIF run separately, not as a pair: {step_unpaired:.3f} s)")
+          f"(BNTT and LIF run separately, not as a pair: {step_unpaired:.3f} s; "
+          f"the input Linear, BNTT and LIF one by one, not fused: {step_unfused:.3f} s)")
     print(f"GEMM floor (same products alone): {floor:.3f} s   ratio {step / floor:.2f}x")
     print(f"peak memory of a training step (fresh process RSS): {peak:.0f} MiB "
           f"(this process, after all runs: {baseline_rss:.0f} MiB)")

@@ -1,6 +1,7 @@
 """Sequential: forward through the layers, backward through them in reverse."""
 import numpy as np
 
+from .layers import input_block
 from .layers.bntt_lif import PAIR_CURRENT, is_pair
 from .layers.lif import LIF
 from .layers.norm import EVAL_STATS
@@ -27,6 +28,11 @@ class Sequential:
     other layer reads it (``layers/bntt_lif.py`` explains why this pays). The results are bit for
     bit those of fresh arrays.
 
+    A network that opens with Linear(1, H), BNTT, LIF (a pixel sequence: sMNIST) runs those three
+    as one scan in training passes nobody observes, unless ``fuse_input`` is False: the current
+    is affine in the pixel, so it is never stored (``layers/input_block.py``); the results equal
+    the layer-by-layer ones to rounding.
+
     ``observe(i, layer, x, y)``, given to ``forward``, is called after layer i maps x to y; given
     to ``backward``, after layer i maps ∂L/∂y (as x) to ∂L/∂x (as y). It is the one way to look
     inside a pass (recording, activity, calibration, gradient profiles): arrays it receives may
@@ -35,15 +41,22 @@ class Sequential:
     ``(i, "main", j)``, ``(i, "shortcut", j)``, ``(i, "neuron")``.
     """
 
-    def __init__(self, *layers, spec=None, pair=True):
+    def __init__(self, *layers, spec=None, pair=True, fuse_input=True):
         self.layers = list(layers)
         self.spec = spec
         self.workspace = Workspace()
         self._paired = {i for i in range(len(layers) - 1) if pair and is_pair(layers[i], layers[i + 1])}
         self._current_dtype = {}     # pair index -> dtype of its current in the last forward
+        self._input_block = fuse_input and len(layers) > 3 and input_block.is_input_block(*layers[:3])
+        self._input_saved = None     # what the fused input block's backward needs, after a fused forward
 
     def forward(self, x, train=True, observe=None):
-        for i, layer in enumerate(self.layers):
+        start, self._input_saved = 0, None
+        if self._input_block and train and observe is None:
+            x, self._input_saved = input_block.forward(*self.layers[:3], x)
+            start = 3
+        for i in range(start, len(self.layers)):
+            layer = self.layers[i]
             if i in self._paired:    # BNTT of a pair: its output I lives in the workspace
                 self._current_dtype[i] = x.dtype
                 y = layer.forward(x, train=train, out=self.workspace.get(PAIR_CURRENT, x.shape, x.dtype))
@@ -61,7 +74,8 @@ class Sequential:
     def backward(self, dy, observe=None, input_grad=True):
         """``input_grad=False``: the parameters' gradients only; a first layer with weights
         (Linear, Conv2d) then skips ∂L/∂x, which training never reads, and None is returned."""
-        for i in reversed(range(len(self.layers))):
+        stop = 3 if self._input_saved is not None else 0
+        for i in reversed(range(stop, len(self.layers))):
             layer = self.layers[i]
             if i == 0 and not input_grad and hasattr(layer, "weight_grad_only"):
                 layer.weight_grad_only(dy)
@@ -77,6 +91,8 @@ class Sequential:
             if observe is not None:
                 observe(i, layer, dy, dx)
             dy = dx
+        if stop:
+            return input_block.backward(*self.layers[:3], self._input_saved, self.workspace, dy, observe, input_grad)
         return dy
 
     def outputs(self, x, select, train=False):
@@ -96,6 +112,7 @@ class Sequential:
         """Free what the layers kept for backward."""
         for layer in self.layers:
             layer.clear()
+        self._input_saved = None
 
     def named_parameters(self):
         for i, layer in enumerate(self.layers):

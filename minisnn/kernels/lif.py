@@ -14,6 +14,32 @@ from ..surrogate import surrogate_grad
 BLOCK = 1024
 
 
+@njit(cache=True, inline="always")
+def integrate_fire(v, current, leak, threshold, hard_reset):
+    """One step of one neuron: (u_t, o_t, v_t) from v_{t−1} and I_t (equations below)."""
+    u = leak * v + current
+    o = 1.0 if u > threshold else 0.0
+    if hard_reset:
+        return u, o, u * (1.0 - o)
+    return u, o, u - threshold * o
+
+
+@njit(cache=True, inline="always")
+def membrane_grad(g, u, o, du_next, leak, threshold, hard_reset, detach_reset, kind, height, width):
+    """One reverse step of one neuron: δu_t from g_t = ∂L/∂o_t, u_t, the reset's o_t (hard reset
+    only) and δu_{t+1} (equations in ``lif_scan_backward``)."""
+    sg = surrogate_grad(kind, u / threshold - 1.0, height, width) / threshold
+    if hard_reset:
+        dv_du = 1.0 - o
+        if not detach_reset:
+            dv_du -= u * sg
+    elif detach_reset:
+        dv_du = 1.0
+    else:
+        dv_du = 1.0 - threshold * sg
+    return g * sg + leak * du_next * dv_du
+
+
 @njit(parallel=True, cache=True)
 def lif_scan_forward(current, leak, threshold, hard_reset, spikes, membrane):
     """Integrate, fire, reset over T steps.
@@ -34,14 +60,7 @@ def lif_scan_forward(current, leak, threshold, hard_reset, spikes, membrane):
         for t in range(T):
             cur, u_out, o_out = current[t, n0:n1], membrane[t, n0:n1], spikes[t, n0:n1]
             for i in range(n1 - n0):
-                u = leak * v[i] + cur[i]
-                o = 1.0 if u > threshold else 0.0
-                if hard_reset:
-                    v[i] = u * (1.0 - o)
-                else:
-                    v[i] = u - threshold * o
-                u_out[i] = u
-                o_out[i] = o
+                u_out[i], o_out[i], v[i] = integrate_fire(v[i], cur[i], leak, threshold, hard_reset)
     return spikes, membrane
 
 
@@ -75,17 +94,9 @@ def lif_scan_backward(grad_spikes, membrane, reset, leak, threshold, hard_reset,
             o_in = u_in if recompute else reset[t, n0:n1]
             for i in range(n1 - n0):
                 u = u_in[i]
-                sg = surrogate_grad(kind, u / threshold - 1.0, height, width) / threshold
-                if hard_reset:
-                    o = (1.0 if u > threshold else 0.0) if recompute else o_in[i]
-                    dv_du = 1.0 - o
-                    if not detach_reset:
-                        dv_du -= u * sg
-                elif detach_reset:
-                    dv_du = 1.0
-                else:
-                    dv_du = 1.0 - threshold * sg
-                du = g[i] * sg + leak * du_next[i] * dv_du
+                o = ((1.0 if u > threshold else 0.0) if recompute else o_in[i]) if hard_reset else 0.0
+                du = membrane_grad(g[i], u, o, du_next[i], leak, threshold, hard_reset, detach_reset,
+                                   kind, height, width)
                 out[i] = du
                 du_next[i] = du
     return grad_current

@@ -68,7 +68,7 @@ class _Statistics:
         return self.running_mean, self.running_var
 
 
-def _update_running(running_mean, running_var, mean, var, count):
+def update_running(running_mean, running_var, mean, var, count):
     """r ← (1 − m)·r + m·batch, with the unbiased variance for the running value."""
     unbiased = var * (count / max(count - 1, 1))
     running_mean *= 1.0 - MOMENTUM
@@ -101,17 +101,14 @@ class BNTT(_Statistics, Layer):
     def forward(self, x, train=True, out=None):
         """``out``: where to write y (an array of x's size, e.g. a reused scratch buffer), else
         a new array."""
+        self.check_input(x.shape)
         T = x.shape[0]
-        if T > self.T:
-            raise ValueError(f"BNTT was built for {self.T} time steps, got an input with {T}")
-        if x.shape[2] != self.channels:
-            raise ValueError(f"BNTT expects {self.channels} channels, got shape {x.shape}")
         gamma = self.gamma.data[:T]
         x4 = np.ascontiguousarray(_as_tbcs(x))
         if self.uses_batch_statistics(train):
             y, xhat, mean, var = _normalise(self, x4, gamma, out)
             if train:
-                _update_running(self.running_mean[:T], self.running_var[:T], mean, var, x4.shape[1] * x4.shape[3])
+                update_running(self.running_mean[:T], self.running_var[:T], mean, var, x4.shape[1] * x4.shape[3])
             self._saved = ("batch", xhat, var, T)
             return y.reshape(x.shape)
         # evaluation: fixed statistics r, so x̂ = (x − r_mean)/√(r_var + ε) does not depend on the batch
@@ -121,6 +118,14 @@ class BNTT(_Statistics, Layer):
         self._saved = ("fixed", xhat, inv_std, T)
         y = np.multiply(xhat, gamma[:, None, :, None], out=None if out is None else out.reshape(x4.shape))
         return y.reshape(x.shape)
+
+    def check_input(self, shape):
+        """Raise ValueError unless an input of ``shape`` ``[T, B, C, ...]`` fits: T ≤ the layer's
+        steps, C its channels."""
+        if shape[0] > self.T:
+            raise ValueError(f"BNTT was built for {self.T} time steps, got an input with {shape[0]}")
+        if shape[2] != self.channels:
+            raise ValueError(f"BNTT expects {self.channels} channels, got shape {tuple(shape)}")
 
     def batch_statistics(self, x):
         """Mean and unbiased variance of each step of ``x`` per channel, ``[T, C]``."""
@@ -169,7 +174,7 @@ class BatchNorm(_Statistics, Layer):
         if self.uses_batch_statistics(train):
             y, xhat, mean, var = _normalise(self, shared, self.gamma.data[None])
             if train:
-                _update_running(self.running_mean, self.running_var, mean[0], var[0],
+                update_running(self.running_mean, self.running_var, mean[0], var[0],
                                 shared.shape[1] * shared.shape[3])
             self._saved = ("batch", xhat, var)
             return (y + beta).reshape(x.shape).astype(x.dtype, copy=False)
@@ -178,6 +183,14 @@ class BatchNorm(_Statistics, Layer):
         xhat = (x4 - r_mean[None, None, :, None]) * inv_std[None, None, :, None]
         self._saved = ("fixed", xhat, inv_std)
         return (xhat * self.gamma.data[None, None, :, None] + beta).reshape(x.shape)
+
+    def check_input(self, shape):
+        """Raise ValueError unless an input of ``shape`` ``[T, B, C, ...]`` fits: T ≤ the layer's
+        steps, C its channels."""
+        if shape[0] > self.T:
+            raise ValueError(f"BNTT was built for {self.T} time steps, got an input with {shape[0]}")
+        if shape[2] != self.channels:
+            raise ValueError(f"BNTT expects {self.channels} channels, got shape {tuple(shape)}")
 
     def batch_statistics(self, x):
         """Mean and unbiased variance per channel over time, batch and space, ``[C]``."""
