@@ -4,6 +4,7 @@ import numpy as np
 from .layers import input_block
 from .layers.bntt_lif import PAIR_CURRENT, is_pair
 from .layers.lif import LIF
+from .layers.linear import Linear
 from .layers.norm import EVAL_STATS
 from .workspace import Workspace
 
@@ -31,7 +32,9 @@ class Sequential:
     A network that opens with Linear(1, H), BNTT, LIF (a pixel sequence: sMNIST) runs those three
     as one scan in training passes nobody observes, unless ``fuse_input`` is False: the current
     is affine in the pixel, so it is never stored (``layers/input_block.py``); the results equal
-    the layer-by-layer ones to rounding.
+    the layer-by-layer ones to rounding. And in a backward nobody observes, a Linear directly
+    after LIF neurons computes ∂L/∂spikes only where their surrogate is nonzero
+    (``kernels/sparse_grad.py``): the gradients below are the same, to rounding.
 
     ``observe(i, layer, x, y)``, given to ``forward``, is called after layer i maps x to y; given
     to ``backward``, after layer i maps ∂L/∂y (as x) to ∂L/∂x (as y). It is the one way to look
@@ -86,6 +89,9 @@ class Sequential:
                 dx = layer.backward(dy, out=self.workspace.get(PAIR_CURRENT, dy.shape, self._current_dtype[i - 1]))
             elif observe is not None and layer.sublayers():
                 dx = layer.backward(dy, observe=observe_inside(observe, i))
+            elif observe is None and i > 0 and type(layer) is Linear and type(self.layers[i - 1]) is LIF:
+                # ∂L/∂spikes only where the LIF below passes it on (kernels/sparse_grad.py)
+                dx = layer.backward(dy, support=self.layers[i - 1].gradient_support())
             else:
                 dx = layer.backward(dy)
             if observe is not None:

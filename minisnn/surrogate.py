@@ -55,6 +55,7 @@ class Surrogate:
     kind = -1
     default_height = 1.0
     default_width = 1.0
+    compact = False    # f(x) = 0 for |x| ≥ width (then backward can skip those neurons)
 
     def __init__(self, height=None, width=None):
         self.height = float(self.default_height if height is None else height)
@@ -80,6 +81,7 @@ class Surrogate:
 
 class Triangle(Surrogate):
     name, kind, default_height, default_width = "triangle", TRIANGLE, 0.3, 1.0
+    compact = True
 
     def smooth(self, x):
         s = np.clip(_floating(x) / self.width, -1.0, 1.0)

@@ -65,6 +65,17 @@ class LIF(Layer):
                           self.reset == "hard", self.detach_reset, sg.kind, cast(sg.height), cast(sg.width), dx)
         return dx.reshape(shape)
 
+    def gradient_support(self):
+        """What the layer above needs to compute ∂L/∂o only where this layer's backward uses it
+        (``kernels/sparse_grad.py``): (membrane ``[T, B·neurons]``, kind, θ, height, width), the
+        last four as the backward scan takes them; None when the surrogate is nowhere 0 or no
+        forward is saved."""
+        membrane = self._saved_membrane
+        if not self.surrogate.compact or membrane is None:
+            return None
+        cast, sg = membrane.dtype.type, self.surrogate
+        return membrane, sg.kind, cast(self.threshold), cast(sg.height), cast(sg.width)
+
     def __repr__(self):
         return (f"LIF(leak={self.leak:g}, threshold={self.threshold:g}, reset={self.reset!r}, "
                 f"detach_reset={self.detach_reset}, surrogate={self.surrogate!r})")

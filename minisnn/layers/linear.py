@@ -3,12 +3,16 @@ import numpy as np
 
 from ..init import xavier_uniform
 from ..kernels.events import NO_PATTERN, event_matmul, event_weight_grad, grad_chunks, pattern_bytes
+from ..kernels.sparse_grad import supported_input_grad
 from .base import Layer, Parameter
 
 # Below this fraction of nonzero inputs the event-driven products (kernels/events.py) beat BLAS:
 # they broke even between 0.17 and 0.3 nonzeros in runs on this project's 2-core machine
 # (benchmarks/bench_events.py).
 EVENT_DENSITY = 0.15
+# Above this fraction of neurons where the LIF below passes a gradient on, BLAS's dense dx = dy·W
+# is used instead of the dot products at those neurons only (kernels/sparse_grad.py).
+SUPPORT_DENSITY = 0.5
 
 
 def input_density(x2):
@@ -69,10 +73,26 @@ class Linear(Layer):
         self._saved_x, self._saved_events, self._saved_pattern = (None if pattern is not None else x2), events, pattern
         return y.reshape(*lead, self.out_features)
 
-    def backward(self, dy):
-        """dW = Σ_{t,b} dy·xᵀ ,  db = Σ dy ,  dx = dy·W."""
+    def backward(self, dy, support=None):
+        """dW = Σ_{t,b} dy·xᵀ ,  db = Σ dy ,  dx = dy·W.
+
+        ``support``: the LIF layer below's ``gradient_support()`` (``Sequential`` passes it when
+        nobody observes the pass), to compute dx only where that layer's surrogate is nonzero
+        and 0 elsewhere, as long as that is under ``SUPPORT_DENSITY`` of the neurons: every
+        gradient below is the same (``kernels/sparse_grad.py``), dx itself is not.
+        """
         dy2 = self.weight_grad_only(dy)
-        return (dy2 @ self.weight.data).reshape(*dy.shape[:-1], self.in_features)
+        shape = (*dy.shape[:-1], self.in_features)
+        if support is not None:
+            membrane, kind, threshold, height, width = support
+            u = membrane.reshape(-1, self.in_features)
+            sample = u[::max(1, u.shape[0] // 1024)]
+            if np.mean(np.abs(sample / threshold - 1.0) < width) < SUPPORT_DENSITY:
+                dx = np.empty(u.shape, dtype=dy2.dtype)
+                supported_input_grad(np.ascontiguousarray(dy2), np.ascontiguousarray(self.weight.data.T), u,
+                                     kind, threshold, height, width, dx)
+                return dx.reshape(shape)
+        return (dy2 @ self.weight.data).reshape(shape)
 
     def weight_grad_only(self, dy):
         """dW and db of ``backward`` without dx (a first layer's, which training never reads);

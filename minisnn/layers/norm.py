@@ -184,14 +184,6 @@ class BatchNorm(_Statistics, Layer):
         self._saved = ("fixed", xhat, inv_std)
         return (xhat * self.gamma.data[None, None, :, None] + beta).reshape(x.shape)
 
-    def check_input(self, shape):
-        """Raise ValueError unless an input of ``shape`` ``[T, B, C, ...]`` fits: T ≤ the layer's
-        steps, C its channels."""
-        if shape[0] > self.T:
-            raise ValueError(f"BNTT was built for {self.T} time steps, got an input with {shape[0]}")
-        if shape[2] != self.channels:
-            raise ValueError(f"BNTT expects {self.channels} channels, got shape {tuple(shape)}")
-
     def batch_statistics(self, x):
         """Mean and unbiased variance per channel over time, batch and space, ``[C]``."""
         x4 = np.ascontiguousarray(_as_tbcs(x))
