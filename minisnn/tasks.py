@@ -26,6 +26,8 @@ class Task:
         (or None: the encoder has no gradient here; FGSM needs it).
     pixel_stats: (mean, std) with pixels p = x·std + mean in [0, 1] (or None: the images are
         perturbed in normalised units, unclipped).
+    stochastic: whether ``encode`` draws from its rng (Poisson); False: the same images always
+        give the same sequence (sMNIST's pixel sequence, DVS frames).
     """
     name: str
     load: Callable
@@ -35,6 +37,7 @@ class Task:
     augment: Callable = None
     encode_backward: Callable = None
     pixel_stats: tuple = None
+    stochastic: bool = True
 
 
 def _load_mnist(data_dir, train):
@@ -119,7 +122,7 @@ TASKS = {
     "smnist": Task("smnist", _load_mnist, _encode_pixels, models.smnist_fc,
                    dict(T=784, epochs=40, drops=(0.8, 0.925), batch_size=128, lr=0.1, momentum=0.9,
                         weight_decay=1e-4, leak=0.99, eval_samples=2000, full_eval_every=5),
-                   encode_backward=encoding.pixel_sequence_backward, pixel_stats=MNIST_PIXELS),
+                   encode_backward=encoding.pixel_sequence_backward, pixel_stats=MNIST_PIXELS, stochastic=False),
     "mnist": Task("mnist", _load_mnist, _encode_poisson, models.mnist_fc,
                   dict(T=25, epochs=10, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.95),
                   encode_backward=encoding.poisson_backward, pixel_stats=MNIST_PIXELS),
@@ -165,7 +168,8 @@ TASKS = {
                        augment=_crop_flip),
     "dvscifar10": Task("dvscifar10", _raw(dvs.load_dvs_cifar10), _encode_dvs,
                        partial(models.vgg9, in_channels=2, input_size=64),
-                       dict(T=20, epochs=60, batch_size=32, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.99)),
+                       dict(T=20, epochs=60, batch_size=32, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.99),
+                       stochastic=False),
 }
 
 

@@ -121,3 +121,14 @@ def test_unknown_task_and_wrong_T_are_errors():
         get_task("smnist").encode(RAW["smnist"](np.random.default_rng(0)), 10, None)
     with pytest.raises(ValueError, match="T must be 20"):
         get_task("dvscifar10").encode(RAW["dvscifar10"](np.random.default_rng(0)), 5, None)
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_stochastic_says_whether_the_encoder_draws(name):
+    """``Task.stochastic`` is what robustness relies on to skip a second evaluation: two rngs
+    give two sequences exactly when it is True."""
+    task = get_task(name)
+    images = RAW[name](np.random.default_rng(0))
+    T = task.defaults["T"]
+    a, b = (task.encode(images, T, np.random.default_rng(seed)) for seed in (1, 2))
+    assert (not np.array_equal(a, b)) == task.stochastic

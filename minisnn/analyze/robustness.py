@@ -19,8 +19,8 @@ stochasticity, which the attack's own draws take away):
 A Poisson spike has no derivative, so the attack differentiates the rate code's expectation
 (a straight-through estimate: forward on the sampled spikes, backward through E[s_t]), the
 SNN-crafted attack of Sharmin et al. 2020 that the BNTT paper uses; and with x = (p − mean)/std,
-sign(∂L/∂p) = sign(∂L/∂x). A deterministic encoder (sMNIST's pixel sequence) has no draws, so
-its fresh and own results are the same.
+sign(∂L/∂p) = sign(∂L/∂x). A deterministic encoder (sMNIST's pixel sequence, ``Task.stochastic``
+False) has no draws, so its fresh results are its own ones, copied instead of evaluated again.
 """
 import numpy as np
 from tqdm import tqdm
@@ -121,7 +121,7 @@ def analyse(net, meta, task, images, labels, batch_size, sigmas, epsilons, progr
     """
     config = meta["config"]
     T, seed = config["T"], config.get("seed", 0)
-    draws = {"": common.encode_eval, "_fresh": encode_fresh}
+    draws = {"": common.encode_eval, "_fresh": encode_fresh} if task.stochastic else {"": common.encode_eval}
     hits = {f"{kind}{d}": np.zeros(len(levels)) for d in draws for kind, levels in (("noise", sigmas),
                                                                                     ("fgsm", epsilons))}
     fgsm_loss = {d: np.zeros(len(epsilons)) for d in draws}
@@ -141,9 +141,10 @@ def analyse(net, meta, task, images, labels, batch_size, sigmas, epsilons, progr
     N = len(images)
     result = {"samples": N, "sigmas": list(sigmas), "epsilons": list(epsilons),
               "units": "pixel intensity in [0, 1]" if pixel_space(task)[2] else "normalised input units"}
-    for d in draws:
-        result.update({f"noise_accuracy{d}": hits["noise" + d] / N, f"fgsm_accuracy{d}": hits["fgsm" + d] / N,
-                       f"fgsm_loss{d}": fgsm_loss[d] / N})
+    for d in ("", "_fresh"):
+        own = d if d in draws else ""                     # a deterministic encoder: the same draws
+        result.update({f"noise_accuracy{d}": hits["noise" + own] / N, f"fgsm_accuracy{d}": hits["fgsm" + own] / N,
+                       f"fgsm_loss{d}": fgsm_loss[own] / N})
     return result
 
 
