@@ -30,7 +30,7 @@ to rounding (``tests/test_input_block.py``).
 import numpy as np
 
 from ..kernels.input_lif import input_lif_backward, input_lif_forward, sample_blocks
-from .lif import LIF
+from .lif import LIF, spike_gradient_rows
 from .linear import Linear
 from .norm import BNTT, EPS, update_running
 
@@ -76,8 +76,7 @@ def backward(linear, bntt, lif, saved, workspace, dy, observe=None, input_grad=T
     T, B = pixels.shape
     H = linear.out_features
     membrane = lif._saved_membrane
-    rows = dy[:1] if dy.strides[0] == 0 else dy    # the readout's gradient, the same at every step: one row
-    grad = np.ascontiguousarray(rows.reshape(rows.shape[0], -1), dtype=membrane.dtype)
+    grad = spike_gradient_rows(dy, membrane.dtype)
     inside = input_grad or observe is not None
     delta = np.empty_like(membrane) if inside else membrane[:0]
     sums = workspace.get(SUMS, (sample_blocks(B), 2, T, H), np.float64)

@@ -6,6 +6,13 @@ from ..surrogate import get_surrogate
 from .base import Layer
 
 
+def spike_gradient_rows(dy, dtype):
+    """∂L/∂o ``[T, B, ...]`` as the backward scans take it, ``[T, N]`` in ``dtype``; the readout's
+    gradient, the same at every step (a stride-0 view), as its one row ``[1, N]``."""
+    rows = dy[:1] if dy.strides[0] == 0 else dy
+    return np.ascontiguousarray(rows.reshape(rows.shape[0], -1), dtype=dtype)
+
+
 class LIF(Layer):
     """LIF neurons scanned over time (equations in ``kernels/lif.py``).
 
@@ -53,9 +60,7 @@ class LIF(Layer):
         (an array of the input's size and dtype, e.g. a workspace buffer) or a new array."""
         shape = dy.shape
         membrane = self._saved_membrane
-        if dy.strides[0] == 0:   # the readout's gradient, the same at every step: pass one row
-            dy = dy[:1]
-        grad = np.ascontiguousarray(dy.reshape(dy.shape[0], -1), dtype=membrane.dtype)
+        grad = spike_gradient_rows(dy, membrane.dtype)
         cast = membrane.dtype.type
         sg = self.surrogate
         dx = np.empty_like(membrane) if out is None else out.reshape(membrane.shape)
