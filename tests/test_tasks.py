@@ -12,6 +12,7 @@ RAW = {   # a fake batch of 2 in each dataset's loaded format
     "mnist-conv": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
     "mnist-vgg": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
     "mnist-resnet": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
+    "mnist-sew-resnet": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
     "mnist-plain": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
     "cifar10": lambda r: r.integers(0, 256, (2, 3, 32, 32)).astype(np.uint8),
     "cifar100": lambda r: r.integers(0, 256, (2, 3, 32, 32)).astype(np.uint8),
@@ -21,7 +22,7 @@ RAW = {   # a fake batch of 2 in each dataset's loaded format
     "dvscifar10": lambda r: r.integers(0, 4, (2, 20, 2, 64, 64)).astype(np.uint8),
 }
 INPUT = {"smnist": (1,), "mnist": (784,), "mnist-conv": (1, 28, 28), "mnist-vgg": (1, 28, 28),
-         "mnist-resnet": (1, 28, 28), "mnist-plain": (1, 28, 28), "cifar10": (3, 32, 32),
+         "mnist-resnet": (1, 28, 28), "mnist-sew-resnet": (1, 28, 28), "mnist-plain": (1, 28, 28), "cifar10": (3, 32, 32),
          "cifar100": (3, 32, 32), "tinyimagenet": (3, 64, 64), "dvscifar10": (2, 64, 64),
          "cifar100-resnet50": (3, 32, 32), "imagenette": (3, 64, 64)}
 
@@ -43,8 +44,8 @@ def test_encoder_shape_and_values(name):
         assert set(np.unique(x)) <= {-1.0, 0.0, 1.0}
 
 
-@pytest.mark.parametrize("name", ["mnist", "mnist-conv", "mnist-vgg", "mnist-resnet", "mnist-plain", "cifar10",
-                                  "tinyimagenet", "dvscifar10", "cifar100-resnet50", "imagenette"])
+@pytest.mark.parametrize("name", ["mnist", "mnist-conv", "mnist-vgg", "mnist-resnet", "mnist-sew-resnet", "mnist-plain",
+                                  "cifar10", "tinyimagenet", "dvscifar10", "cifar100-resnet50", "imagenette"])
 def test_network_rebuilds_from_its_spec(name):
     task = get_task(name)
     net = task.build(T=2, norm="bntt", leak=0.9, threshold=1.0, surrogate="triangle", seed=3)
@@ -132,3 +133,13 @@ def test_stochastic_says_whether_the_encoder_draws(name):
     T = task.defaults["T"]
     a, b = (task.encode(images, T, np.random.default_rng(seed)) for seed in (1, 2))
     assert (not np.array_equal(a, b)) == task.stochastic
+
+
+def test_sew_resnet_task_builds_sew_blocks_and_the_standard_one_does_not():
+    from minisnn.residual import Residual
+    def blocks(name):
+        net = get_task(name).build(T=2, norm="bntt", leak=0.9, threshold=1.0, surrogate="triangle", seed=0)
+        return [layer for layer in net.layers if isinstance(layer, Residual)]
+    sew, standard = blocks("mnist-sew-resnet"), blocks("mnist-resnet")
+    assert len(sew) == len(standard) == 6
+    assert all(b.sew for b in sew) and not any(b.sew for b in standard)
