@@ -97,6 +97,13 @@ def _crop_flip(images, rng):
     return augment.random_crop_flip(images, rng)
 
 
+def _mnist_resnet(name, **blocks):
+    """A ResNet-14 task on MNIST (``blocks``: models.resnet's sew / plain); one recipe for all three."""
+    return Task(name, _load_mnist, _encode_poisson_image, partial(models.resnet, 14, **blocks),
+                dict(T=10, epochs=10, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.95),
+                encode_backward=encoding.poisson_backward, pixel_stats=MNIST_PIXELS)
+
+
 # Where each default comes from. "code": the BNTT reference code (github.com/Intelligent-Computing-
 # Lab-Yale/BNTT-Batch-Normalization-Through-Time, train.py at bdf5250): SGD lr 0.1, momentum 0.9,
 # weight decay 1e-4, batch 128, 120 epochs, T = 25, leak 0.99, ÷10 after epochs 0.5/0.7/0.9·E
@@ -137,18 +144,11 @@ TASKS = {
     # random crop + flip). None of these datasets can be downloaded on the development machines.
     # Ledinauskas et al. 2020's deep spiking ResNets on MNIST (T = 10, their setting), and the
     # plain twin with the same layers and no shortcuts: models.resnet.
-    "mnist-resnet": Task("mnist-resnet", _load_mnist, _encode_poisson_image, partial(models.resnet, 14),
-                         dict(T=10, epochs=10, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.95),
-                         encode_backward=encoding.poisson_backward, pixel_stats=MNIST_PIXELS),
+    "mnist-resnet": _mnist_resnet("mnist-resnet"),
     # The spike-element-wise block (Fang et al. 2021; spikes added after the block's LIF): the
     # standard block above stays at chance on MNIST at T = 4-10 (docs/deep.md), SEW trains.
-    "mnist-sew-resnet": Task("mnist-sew-resnet", _load_mnist, _encode_poisson_image,
-                             partial(models.resnet, 14, sew=True),
-                             dict(T=10, epochs=10, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.95),
-                             encode_backward=encoding.poisson_backward, pixel_stats=MNIST_PIXELS),
-    "mnist-plain": Task("mnist-plain", _load_mnist, _encode_poisson_image, partial(models.resnet, 14, plain=True),
-                        dict(T=10, epochs=10, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.95),
-                        encode_backward=encoding.poisson_backward, pixel_stats=MNIST_PIXELS),
+    "mnist-sew-resnet": _mnist_resnet("mnist-sew-resnet", sew=True),
+    "mnist-plain": _mnist_resnet("mnist-plain", plain=True),
     "cifar10": Task("cifar10", _raw(cifar.load_cifar10), _encode_rgb, models.vgg9,
                     dict(T=25, epochs=120, batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4, leak=0.99),
                     augment=_crop_flip),
