@@ -5,6 +5,8 @@
     python benchmarks/bench_conv.py --model mnist-plain   # its plain twin
     python benchmarks/bench_conv.py --model mnist-vgg     # the six-BNTT VGG on MNIST, B=64, T=25
     python benchmarks/bench_conv.py --quick               # B=4, T=4: a smoke test in seconds
+    python benchmarks/bench_conv.py --checkpoint results/mnist-sew-resnet-t4/checkpoint.npz --data-dir ../shared/data/mnist
+                                                          # a trained network on real digits (its sparser spikes)
 
 One step = Poisson input -> minisnn.training.train_step without an optimizer (forward, loss, backward, clear). Reported:
 
@@ -13,6 +15,8 @@ One step = Poisson input -> minisnn.training.train_step without an optimizer (fo
 - the GEMM floor: the very matrix products the step performs (same shapes, dtypes and memory
   layouts, chunk by chunk as Conv2d does them), re-run alone with NumPy on random arrays of
   the same shapes in the same process: no im2col, no neurons, no normalisation;
+- the fraction of nonzero inputs of every convolution (below ``conv.EVENT_DENSITY`` it runs
+  event-driven), which at initialisation is far higher than after training;
 - the peak resident memory of the process (``resource.getrusage``), which, unlike tracemalloc,
   also sees the arrays allocated inside Numba kernels.
 """
@@ -45,6 +49,10 @@ import minisnn  # noqa: E402,F401  before NumPy, as in training: sets OPENBLAS_T
 import numpy as np  # noqa: E402
 
 from minisnn import models  # noqa: E402
+from minisnn.checkpoint import load_network  # noqa: E402
+from minisnn.layers.conv import EVENT_DENSITY  # noqa: E402
+from minisnn.layers.linear import input_density  # noqa: E402
+from minisnn.tasks import batch_rng, get_task  # noqa: E402
 from minisnn.encoding import poisson  # noqa: E402
 from minisnn.layers import Conv2d, Linear, Readout  # noqa: E402
 from minisnn.training import train_step  # noqa: E402
@@ -67,7 +75,7 @@ class LayerTimer:
     is recorded at its first (forward) call, for the GEMM list."""
 
     def __init__(self):
-        self.shapes, self.seconds = {}, defaultdict(lambda: [0.0, 0.0])
+        self.shapes, self.seconds, self.density = {}, defaultdict(lambda: [0.0, 0.0]), {}
         self.clock = Clock()
 
     def start(self):
@@ -76,7 +84,11 @@ class LayerTimer:
     def __call__(self, i, layer, x, y):
         wall, cpu = self.clock.lap()
         self.clock = Clock()
-        self.shapes.setdefault(id(layer), x.shape)
+        if id(layer) not in self.shapes:
+            self.shapes[id(layer)] = x.shape
+            if isinstance(layer, Conv2d):
+                self.density[id(layer)] = input_density(x.reshape(-1, int(np.prod(x.shape[2:]))))
+        self.clock = Clock()
         self.seconds[type(layer).__name__][0] += wall
         self.seconds[type(layer).__name__][1] += cpu
 
@@ -153,6 +165,9 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None,
                         help="set OPENBLAS/OMP/MKL/NUMBA_NUM_THREADS (acts only when run as a script)")
     parser.add_argument("--quick", action="store_true", help="B=4, T=4: a smoke test")
+    parser.add_argument("--checkpoint", help="time this trained network (its T; --model is ignored) on training "
+                                             "digits of its task, read from --data-dir")
+    parser.add_argument("--data-dir", help="the dataset folder, with --checkpoint")
     args = parser.parse_args(argv)
     build, channels, size, batch, T = MODELS[args.model]
     args.size = args.size or size
@@ -160,10 +175,22 @@ def main(argv=None):
     if args.quick:
         args.batch, args.T, args.repeats = 4, 4, 2
     rng = np.random.default_rng(0)
-    net = build(args.T, args.size)
     timer = LayerTimer()
-    images = rng.standard_normal((args.batch, channels, args.size, args.size)).astype(np.float32)
-    labels = rng.integers(0, 10, args.batch)
+    if args.checkpoint:
+        if args.data_dir is None:
+            parser.error("--checkpoint needs --data-dir (the network is timed on real inputs)")
+        net, meta = load_network(args.checkpoint, trained=True)
+        task = get_task(meta["config"]["dataset"])
+        args.model, args.T = f"{args.checkpoint} ({task.name})", meta["config"]["T"]
+        images, labels = task.load(args.data_dir, True)
+        idx = batch_rng(0, 0).permutation(len(images))[:args.batch]
+        images, labels = images[idx].astype(np.float32), labels[idx]
+        encode = task.encode
+    else:
+        net = build(args.T, args.size)
+        images = rng.standard_normal((args.batch, channels, args.size, args.size)).astype(np.float32)
+        labels = rng.integers(0, 10, args.batch)
+        encode = poisson
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     walls, cpus = [], []
@@ -171,7 +198,7 @@ def main(argv=None):
         if i == 1:
             timer.seconds.clear()
         clock = Clock()
-        x = poisson(images, args.T, rng)
+        x = encode(images, args.T, rng)
         timer.start()
         train_step(net, None, x, labels, observe=timer)   # gradients only, no update
         wall, cpu = clock.lap()
@@ -195,6 +222,10 @@ def main(argv=None):
           f"{flops / 1e9:.1f} GFLOP, {flops / floor[0] / 1e9:.0f} GFLOP/s wall")
     print(f"{'step / floor':28s}{step[0] / floor[0]:10.2f}{step[1] / floor[1]:10.2f}")
     print(f"{'peak RSS (MiB)':28s}{rss_peak / 1024:10.0f}   (before the first step: {rss_before / 1024:.0f})")
+    density = list(timer.density.values())
+    if density:
+        print(f"{'conv input nonzeros':28s}" + " ".join(f"{d:.2f}" for d in density)
+              + f"  ({sum(d < EVENT_DENSITY for d in density)} of {len(density)} below {EVENT_DENSITY}: event-driven)")
     print("per layer type (forward + backward, per step):")
     print(f"  {'':26s}{'wall s':>10s}{'CPU s':>10s}{'GEMM CPU s':>12s}")
     for name, (wall, cpu) in sorted(seconds.items(), key=lambda kv: -kv[1][1]):
