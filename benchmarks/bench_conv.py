@@ -2,6 +2,7 @@
 
     python benchmarks/bench_conv.py                       # VGG9, B=16, T=25, 32×32 (the reference's CIFAR-10 setting)
     python benchmarks/bench_conv.py --model mnist-resnet  # ResNet-14 on MNIST, B=64, T=10
+    python benchmarks/bench_conv.py --model mnist-sew-resnet  # with SEW blocks
     python benchmarks/bench_conv.py --model mnist-plain   # its plain twin
     python benchmarks/bench_conv.py --model mnist-vgg     # the six-BNTT VGG on MNIST, B=64, T=25
     python benchmarks/bench_conv.py --quick               # B=4, T=4: a smoke test in seconds
@@ -98,6 +99,7 @@ MODELS = {
     "vgg9": (lambda T, size: models.vgg9(T=T, input_size=size, dtype=np.float32), 3, 32, 16, 25),
     "mnist-vgg": (lambda T, size: models.mnist_vgg(T=T), 1, 28, 64, 25),
     "mnist-resnet": (lambda T, size: models.resnet(depth=14, T=T), 1, 28, 64, 10),
+    "mnist-sew-resnet": (lambda T, size: models.resnet(depth=14, T=T, sew=True), 1, 28, 64, 10),
     "mnist-plain": (lambda T, size: models.resnet(depth=14, T=T, plain=True), 1, 28, 64, 10),
 }
 
