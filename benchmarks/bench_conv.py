@@ -160,7 +160,8 @@ def gemm_flops(gemms):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="vgg9")
-    parser.add_argument("--batch", type=int, help="default: the model's (VGG9 16, the MNIST models 64)")
+    parser.add_argument("--batch", type=int, help="default: the model's (VGG9 16, the MNIST models 64; "
+                                                  "a checkpoint's: its training batch)")
     parser.add_argument("--steps", "-T", type=int, dest="T", help="default: the model's (25; ResNets 10)")
     parser.add_argument("--size", type=int, help="input size (VGG9 only; default 32)")
     parser.add_argument("--repeats", type=int, default=3, help="timed steps (after one warm-up)")
@@ -172,6 +173,7 @@ def main(argv=None):
     parser.add_argument("--data-dir", help="the dataset folder, with --checkpoint")
     args = parser.parse_args(argv)
     build, channels, size, batch, T = MODELS[args.model]
+    asked_batch = args.batch
     args.size = args.size or size
     args.batch, args.T = args.batch or batch, args.T or T
     if args.quick:
@@ -184,9 +186,12 @@ def main(argv=None):
         net, meta = load_network(args.checkpoint, trained=True)
         task = get_task(meta["config"]["dataset"])
         args.model, args.T = f"{args.checkpoint} ({task.name})", meta["config"]["T"]
+        if asked_batch is None and not args.quick:
+            args.batch = meta["config"]["batch_size"]            # the batch it was trained with
         images, labels = task.load(args.data_dir, True)
         idx = batch_rng(0, 0).permutation(len(images))[:args.batch]
         images, labels = images[idx].astype(np.float32), labels[idx]
+        args.size = images.shape[-1]
         encode = task.encode
     else:
         net = build(args.T, args.size)
