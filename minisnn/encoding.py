@@ -18,6 +18,23 @@ def pixel_sequence_backward(images, ds):
     return ds[:, :, 0].T.reshape(images.shape)
 
 
+def direct(images, T):
+    """Direct (analogue) input: the normalised image itself at every step,
+
+        s_t = x,   t = 1 … T
+
+    so the first synaptic layer computes the same current each step and its LIF does the
+    encoding (the input of Fang et al. 2021's SEW ResNets). images ``[B, ...]`` -> ``[T, B, ...]``.
+    """
+    images = np.asarray(images)
+    return np.ascontiguousarray(np.broadcast_to(images, (T,) + images.shape))
+
+
+def direct_backward(images, ds):
+    """∂L/∂x from ∂L/∂s ``[T, B, ...]``: every s_t is x, so ∂L/∂x = Σ_t ∂L/∂s_t."""
+    return ds.sum(axis=0).reshape(images.shape)
+
+
 def poisson(images, T, rng, scale=POISSON_SCALE):
     """The reference's signed Poisson rate code, a fresh draw at every step:
 

@@ -14,6 +14,8 @@ RAW = {   # a fake batch of 2 in each dataset's loaded format
     "mnist-resnet": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
     "mnist-sew-resnet": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
     "mnist-plain": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
+    "mnist-sew-resnet-direct": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
+    "mnist-plain-direct": lambda r: r.normal(size=(2, 28, 28)).astype(np.float32),
     "cifar10": lambda r: r.integers(0, 256, (2, 3, 32, 32)).astype(np.uint8),
     "cifar100": lambda r: r.integers(0, 256, (2, 3, 32, 32)).astype(np.uint8),
     "tinyimagenet": lambda r: r.integers(0, 256, (2, 3, 64, 64)).astype(np.uint8),
@@ -22,9 +24,13 @@ RAW = {   # a fake batch of 2 in each dataset's loaded format
     "dvscifar10": lambda r: r.integers(0, 4, (2, 20, 2, 64, 64)).astype(np.uint8),
 }
 INPUT = {"smnist": (1,), "mnist": (784,), "mnist-conv": (1, 28, 28), "mnist-vgg": (1, 28, 28),
-         "mnist-resnet": (1, 28, 28), "mnist-sew-resnet": (1, 28, 28), "mnist-plain": (1, 28, 28), "cifar10": (3, 32, 32),
+         "mnist-resnet": (1, 28, 28), "mnist-sew-resnet": (1, 28, 28), "mnist-plain": (1, 28, 28),
+         "mnist-sew-resnet-direct": (1, 28, 28), "mnist-plain-direct": (1, 28, 28), "cifar10": (3, 32, 32),
          "cifar100": (3, 32, 32), "tinyimagenet": (3, 64, 64), "dvscifar10": (2, 64, 64),
          "cifar100-resnet50": (3, 32, 32), "imagenette": (3, 64, 64)}
+
+
+DIRECT = {get_task("mnist-sew-resnet-direct").encode}
 
 
 def test_every_task_is_covered():
@@ -40,11 +46,14 @@ def test_encoder_shape_and_values(name):
         images = task.augment(images, rng)
     x = task.encode(images, T, rng)
     assert x.shape == (T, 2) + INPUT[name]
-    if name not in ("smnist",):   # every other input is a spike code in {-1, 0, 1}
+    if task.encode in DIRECT:   # the image itself at every step
+        assert all(np.array_equal(x_t[:, 0], images) for x_t in x)
+    elif name != "smnist":   # every other input is a spike code in {-1, 0, 1}
         assert set(np.unique(x)) <= {-1.0, 0.0, 1.0}
 
 
 @pytest.mark.parametrize("name", ["mnist", "mnist-conv", "mnist-vgg", "mnist-resnet", "mnist-sew-resnet", "mnist-plain",
+                                  "mnist-sew-resnet-direct", "mnist-plain-direct",
                                   "cifar10", "tinyimagenet", "dvscifar10", "cifar100-resnet50", "imagenette"])
 def test_network_rebuilds_from_its_spec(name):
     task = get_task(name)
@@ -143,3 +152,17 @@ def test_sew_resnet_task_builds_sew_blocks_and_the_standard_one_does_not():
     sew, standard = blocks("mnist-sew-resnet"), blocks("mnist-resnet")
     assert len(sew) == len(standard) == 6
     assert all(b.sew for b in sew) and not any(b.sew for b in standard)
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(TASKS) if TASKS[n].encode_backward and not TASKS[n].stochastic])
+def test_encode_backward_is_the_gradient_of_the_encoders_expectation(name):
+    """A deterministic encoder's backward is its exact vector-Jacobian product: a central
+    difference of <ds, encode(x)> in x agrees with <encode_backward(x, ds), v> (float64)."""
+    task, rng = get_task(name), np.random.default_rng(5)
+    x, v = RAW[name](rng).astype(np.float64), rng.normal(size=RAW[name](rng).shape)
+    T = task.defaults["T"]
+    ds = rng.normal(size=task.encode(x, T, None).shape)
+    f = lambda z: np.sum(ds * task.encode(z, T, None))
+    eps = 1e-6
+    numeric = (f(x + eps * v) - f(x - eps * v)) / (2 * eps)
+    np.testing.assert_allclose(np.sum(task.encode_backward(x, ds) * v), numeric, rtol=1e-7)
