@@ -154,7 +154,7 @@ TASKS = {
     # plain twin with the same layers and no shortcuts: models.resnet.
     "mnist-resnet": _mnist_resnet("mnist-resnet"),
     # The spike-element-wise block (Fang et al. 2021; spikes added after the block's LIF): the
-    # standard block above stays at chance on MNIST at T = 4-10 (docs/deep.md), SEW trains.
+    # standard block above stayed at chance in 100-150-step probes at T = 4-10 (docs/deep.md), SEW learns.
     "mnist-sew-resnet": _mnist_resnet("mnist-sew-resnet", sew=True),
     "mnist-plain": _mnist_resnet("mnist-plain", plain=True),
     # The same two with direct input (ours: at T = 4 the reference's Poisson code fires every
