@@ -12,10 +12,12 @@ from .base import Layer, Parameter
 from .linear import input_density
 
 # Images per GEMM are chosen so that a chunk's column matrix holds about this many elements
-# (32 MiB in float32): large enough for an efficient GEMM, small enough that the transient
-# column matrix never dominates memory (for VGG9's first 64-channel layer the whole batch at
-# T=25, B=16 would need ~0.9 GiB).
-CHUNK_ELEMENTS = 1 << 23
+# (4 MiB in float32): small enough to stay in the last-level cache between im2col writing it and
+# the GEMM reading it, large enough for an efficient GEMM, and never a memory burden (for VGG9's
+# first 64-channel layer the whole batch at T=25, B=16 would need ~0.9 GiB). Chunks of 32 MiB
+# went through memory: four dense ResNet convolutions took 16 % longer
+# (benchmarks/bench_conv_chunks.py).
+CHUNK_ELEMENTS = 1 << 20
 
 # Below this fraction of nonzero inputs the event-driven convolution (kernels/event_conv.py)
 # beats im2col + BLAS for the forward pass and the weight gradient together
