@@ -10,11 +10,11 @@ are timed, the sizes alternating round after round so that the machine's drift h
 printed: the median over rounds of the four layers' summed median time, and the minimum.
 """
 import argparse
-import time
 
 import minisnn  # noqa: F401  before NumPy (OPENBLAS_THREAD_TIMEOUT)
 import numpy as np
 
+from bench_step import median_time  # (this folder is on sys.path when run as a script)
 from minisnn.layers import conv as conv_module
 from minisnn.layers.conv import Conv2d
 
@@ -34,15 +34,8 @@ def setups(images=256, T=4, seed=0):
 
 
 def layer_seconds(layer, x, dy, repeats):
-    layer.forward(x)
-    layer.backward(dy)                      # warm-up: compilation, workspace growth
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        layer.forward(x)
-        layer.backward(dy)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    """Median seconds of one forward + backward (after a warm-up: compilation, workspace growth)."""
+    return median_time(lambda: (layer.forward(x), layer.backward(dy)), repeats)
 
 
 def main(argv=None):

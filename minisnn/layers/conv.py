@@ -15,8 +15,8 @@ from .linear import input_density
 # (4 MiB in float32): small enough to stay in the last-level cache between im2col writing it and
 # the GEMM reading it, large enough for an efficient GEMM, and never a memory burden (for VGG9's
 # first 64-channel layer the whole batch at T=25, B=16 would need ~0.9 GiB). Chunks of 32 MiB
-# went through memory: four dense ResNet convolutions took 16 % longer
-# (benchmarks/bench_conv_chunks.py).
+# went through memory: four dense ResNet convolutions were slower with them in four of five
+# alternating runs of benchmarks/bench_conv_chunks.py (docs/conv.md; this machine is noisy).
 CHUNK_ELEMENTS = 1 << 20
 
 # Below this fraction of nonzero inputs the event-driven convolution (kernels/event_conv.py)
