@@ -254,12 +254,13 @@ def load_profile(spec):
         unit, status or source.
     """
     spec = str(spec)
-    path = Path(spec)
+    path = where = Path(spec)
     if not (spec.endswith(".toml") or path.exists()):
         if spec not in builtin_names():
             raise ProfileError(f"unknown profile {spec!r}; built in: {', '.join(builtin_names())}, "
                                "or give a path to a .toml file")
         path = PROFILE_DIR / f"{spec}.toml"
+        where = Path("hwmodel", "profiles", path.name)   # reports name the package's file, not this machine's path
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
@@ -271,7 +272,7 @@ def load_profile(spec):
         raise ProfileError(f"{path}: not valid TOML, which is UTF-8 text ({e})") from None
     except OSError as e:
         raise ProfileError(f"{path}: cannot read ({e.strerror})") from None
-    return parse_profile(data, str(path))
+    return parse_profile(data, str(where))
 
 
 def load_profiles(specs=None):

@@ -7,7 +7,7 @@ import pytest
 
 from hwmodel import energy
 from hwmodel.counts import count_run
-from hwmodel.profiles import STATUSES, ProfileError, builtin_names, load_profile, load_profiles
+from hwmodel.profiles import PROFILE_DIR, STATUSES, ProfileError, builtin_names, load_profile, load_profiles
 from hwmodel.runfile import read_run, write_run
 from tiny_run import COUNTS, LAYERS, SOURCES
 
@@ -83,8 +83,12 @@ def test_truenorth_static_is_shown_not_added(counts):
     assert not res.static_added and res.energy_pj == pytest.approx(208.0)
 
 
+def test_builtin_profile_reports_its_package_path_not_this_machines():
+    assert load_profile("loihi").path == str(Path("hwmodel", "profiles", "loihi.toml"))
+
+
 def test_static_power_is_added_when_not_in_events(counts, tmp_path):
-    text = Path(load_profile("truenorth").path).read_text()
+    text = (PROFILE_DIR / "truenorth.toml").read_text()
     path = tmp_path / "tn_marginal.toml"
     path.write_text(text.replace("static_in_events = true", "static_in_events = false")
                     .replace('name = "truenorth"', 'name = "tn_marginal"'))
