@@ -1,7 +1,7 @@
 """Sequential: forward through the layers, backward through them in reverse."""
 import numpy as np
 
-from .layers import input_block
+from .layers import input_block, lif_readout
 from .layers.bntt_lif import PAIR_CURRENT, is_pair
 from .layers.lif import LIF
 from .layers.linear import Linear
@@ -34,7 +34,10 @@ class Sequential:
     is affine in the pixel, so it is never stored (``layers/input_block.py``); the results equal
     the layer-by-layer ones to rounding. And in a backward nobody observes, a Linear directly
     after LIF neurons computes ∂L/∂spikes only where their surrogate is nonzero
-    (``kernels/sparse_grad.py``): the gradients below are the same, to rounding.
+    (``kernels/sparse_grad.py``): the gradients below are the same, to rounding. A network that
+    ends in LIF then Readout runs the two as one scan in passes nobody observes, unless
+    ``fuse_readout`` is False: the spikes are never written, only their time mean
+    (``layers/lif_readout.py``); the results are bit for bit the same.
 
     ``observe(i, layer, x, y)``, given to ``forward``, is called after layer i maps x to y; given
     to ``backward``, after layer i maps ∂L/∂y (as x) to ∂L/∂x (as y). It is the one way to look
@@ -44,7 +47,7 @@ class Sequential:
     ``(i, "main", j)``, ``(i, "shortcut", j)``, ``(i, "neuron")``.
     """
 
-    def __init__(self, *layers, spec=None, pair=True, fuse_input=True):
+    def __init__(self, *layers, spec=None, pair=True, fuse_input=True, fuse_readout=True):
         self.layers = list(layers)
         self.spec = spec
         self.workspace = Workspace()
@@ -52,13 +55,17 @@ class Sequential:
         self._current_dtype = {}     # pair index -> dtype of its current in the last forward
         self._input_block = fuse_input and len(layers) > 3 and input_block.is_input_block(*layers[:3])
         self._input_saved = None     # what the fused input block's backward needs, after a fused forward
+        self._readout_tail = fuse_readout and len(layers) > 1 and lif_readout.is_lif_readout(*layers[-2:])
 
     def forward(self, x, train=True, observe=None):
         start, self._input_saved = 0, None
         if self._input_block and train and observe is None:
             x, self._input_saved = input_block.forward(*self.layers[:3], x)
             start = 3
-        for i in range(start, len(self.layers)):
+        tail = len(self.layers)
+        if self._readout_tail and observe is None and tail - 2 >= start:   # not LIF of the input block
+            tail -= 2
+        for i in range(start, tail):
             layer = self.layers[i]
             if i in self._paired:    # BNTT of a pair: its output I lives in the workspace
                 self._current_dtype[i] = x.dtype
@@ -70,6 +77,8 @@ class Sequential:
             if observe is not None:
                 observe(i, layer, x, y)
             x = y
+        if tail < len(self.layers):
+            return lif_readout.forward(*self.layers[tail:], x, train=train)
         return x
 
     __call__ = forward

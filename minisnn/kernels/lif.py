@@ -65,6 +65,31 @@ def lif_scan_forward(current, leak, threshold, hard_reset, spikes, membrane):
 
 
 @njit(parallel=True, cache=True)
+def lif_scan_forward_mean(current, leak, threshold, hard_reset, membrane):
+    """``lif_scan_forward`` for the last neurons before the readout, which reads only the spikes'
+    time mean:  ō_n = (1/T)·Σ_t o_tn, accumulated in float64 exactly as ``reduce.time_mean`` does.
+
+    Writes the membrane u into ``membrane`` ``[T, N]`` (backward needs it), never the spikes, and
+    returns ō ``[N]`` in the current's dtype.
+    """
+    T, N = current.shape
+    out = np.empty(N, dtype=current.dtype)
+    for blk in prange((N + BLOCK - 1) // BLOCK):
+        n0 = blk * BLOCK
+        n1 = min(n0 + BLOCK, N)
+        v = np.zeros(n1 - n0, dtype=current.dtype)
+        acc = np.zeros(n1 - n0)
+        for t in range(T):
+            cur, u_out = current[t, n0:n1], membrane[t, n0:n1]
+            for i in range(n1 - n0):
+                u_out[i], o, v[i] = integrate_fire(v[i], cur[i], leak, threshold, hard_reset)
+                acc[i] += o
+        for i in range(n1 - n0):
+            out[n0 + i] = acc[i] / T
+    return out
+
+
+@njit(parallel=True, cache=True)
 def lif_scan_backward(grad_spikes, membrane, reset, leak, threshold, hard_reset, detach_reset,
                       kind, height, width, grad_current):
     """BPTT through the LIF recursion, from t = T−1 down to 0.

@@ -1,7 +1,7 @@
 """Leaky integrate-and-fire neurons: the only recurrent thing in a feed-forward SNN."""
 import numpy as np
 
-from ..kernels.lif import lif_scan_backward, lif_scan_forward
+from ..kernels.lif import lif_scan_backward, lif_scan_forward, lif_scan_forward_mean
 from ..surrogate import get_surrogate
 from .base import Layer
 
@@ -50,6 +50,17 @@ class LIF(Layer):
                                             self.workspace.get("membrane", current.shape, current.dtype))
         self._saved_membrane = membrane
         return spikes.reshape(shape)
+
+    def forward_time_mean(self, x, train=True):
+        """The spikes' time mean ō ``[B, ...]`` = mean_t forward(x), without the spikes ever
+        written (``layers/lif_readout.py``); keeps what ``backward`` needs, as ``forward`` does."""
+        shape = x.shape
+        current = np.ascontiguousarray(x.reshape(shape[0], -1))
+        cast = current.dtype.type
+        membrane = self.workspace.get("membrane", current.shape, current.dtype)
+        mean = lif_scan_forward_mean(current, cast(self.leak), cast(self.threshold), self.reset == "hard", membrane)
+        self._saved_membrane = membrane
+        return mean.reshape(shape[1:])
 
     def _reset_signal(self, like):
         """The o_t of the reset for backward: none kept (the kernel recomputes it from u)."""

@@ -26,9 +26,14 @@ class Readout(Layer):
 
     def forward(self, x, train=True):
         T, B = x.shape[:2]
+        return self.forward_from_mean(time_mean(np.ascontiguousarray(x.reshape(T, -1))).reshape(B, -1), T)
+
+    def forward_from_mean(self, mean, T):
+        """z = W·ō from the time mean ō ``[B, in]`` of a ``T``-step input, already taken (by the
+        LIF scan below: ``layers/lif_readout.py``)."""
         self._saved_T = T
-        self._saved_mean = time_mean(np.ascontiguousarray(x.reshape(T, -1))).reshape(B, -1)
-        return self._saved_mean @ self.weight.data.T
+        self._saved_mean = mean
+        return mean @ self.weight.data.T
 
     def backward(self, dz):
         T = self._saved_T
