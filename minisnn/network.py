@@ -78,7 +78,7 @@ class Sequential:
                 observe(i, layer, x, y)
             x = y
         if tail < len(self.layers):
-            return lif_readout.forward(*self.layers[tail:], x, train=train)
+            return lif_readout.forward(*self.layers[tail:], x)
         return x
 
     __call__ = forward

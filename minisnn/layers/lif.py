@@ -51,7 +51,7 @@ class LIF(Layer):
         self._saved_membrane = membrane
         return spikes.reshape(shape)
 
-    def forward_time_mean(self, x, train=True):
+    def forward_time_mean(self, x):
         """The spikes' time mean ō ``[B, ...]`` = mean_t forward(x), without the spikes ever
         written (``layers/lif_readout.py``); keeps what ``backward`` needs, as ``forward`` does."""
         shape = x.shape

@@ -24,7 +24,7 @@ def is_lif_readout(lif, readout):
     return type(lif) is LIF and type(readout) is Readout
 
 
-def forward(lif, readout, x, train=True):
+def forward(lif, readout, x):
     """Class scores ``[B, classes]`` from the LIF input currents x ``[T, B, ...]``."""
     T, B = x.shape[:2]
-    return readout.forward_from_mean(lif.forward_time_mean(x, train=train).reshape(B, -1), T)
+    return readout.forward_from_mean(lif.forward_time_mean(x).reshape(B, -1), T)
