@@ -4,7 +4,8 @@
 
 Prints the median seconds per step (and, for comparison, with BNTT and LIF run separately
 instead of as the pair ``Sequential`` makes of them, with the first Linear, BNTT and LIF one
-by one instead of as the fused input block, and with the last LIF writing its spikes for the
+by one instead of as the fused input block, with the fused block writing float spikes instead of
+bits for the Linear after it, and with the last LIF writing its spikes for the
 readout instead of their time mean), per-layer medians (each layer alone, unfused), the median time of the step's matrix
 products alone (the same shapes, run with NumPy in the same process: the floor no design can
 beat), their ratio, and the step's peak memory (high-water mark of the process RSS, measured in
@@ -120,6 +121,8 @@ def main(argv=None):
     step_unpaired = median_time(lambda: training_step(unpaired, opt, x, y), args.repeats)
     unfused = Sequential(*net.layers, fuse_input=False)   # the first Linear, BNTT and LIF one by one
     step_unfused = median_time(lambda: training_step(unfused, opt, x, y), args.repeats)
+    float_spikes = Sequential(*net.layers, input_bits=False)   # the input block writes float spikes for the Linear
+    step_float_spikes = median_time(lambda: training_step(float_spikes, opt, x, y), args.repeats)
     spiking_tail = Sequential(*net.layers, fuse_readout=False)   # the last LIF writes its spikes for the readout
     step_spiking_tail = median_time(lambda: training_step(spiking_tail, opt, x, y), args.repeats)
     floor = median_time(gemm_floor(net, args.T, args.batch), args.repeats)
@@ -130,7 +133,8 @@ def main(argv=None):
     baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak = peak_memory_child(args.T, args.batch)
     result = {"T": args.T, "batch": args.batch, "dtype": "float32", "step_s": step, "step_unpaired_s": step_unpaired,
-              "step_input_layer_by_layer_s": step_unfused, "step_readout_layer_by_layer_s": step_spiking_tail,
+              "step_input_layer_by_layer_s": step_unfused,
+              "step_input_spikes_as_floats_s": step_float_spikes, "step_readout_layer_by_layer_s": step_spiking_tail,
               "gemm_floor_s": floor,
               "ratio": step / floor, "peak_rss_mib": peak, "layers": layers,
               "spike_density": densities}
@@ -146,6 +150,7 @@ def main(argv=None):
     print(f"step (forward + backward + SGD): {step:.3f} s   "
           f"(BNTT and LIF run separately, not as a pair: {step_unpaired:.3f} s; "
           f"the input Linear, BNTT and LIF one by one, not fused: {step_unfused:.3f} s; "
+          f"the input block's spikes as floats, not bits, for the Linear: {step_float_spikes:.3f} s; "
           f"the last LIF and the readout one by one, not fused: {step_spiking_tail:.3f} s)")
     print(f"GEMM floor (same products alone): {floor:.3f} s   ratio {step / floor:.2f}x")
     print(f"peak memory of a training step (fresh process RSS): {peak:.0f} MiB "

@@ -32,7 +32,9 @@ class Sequential:
     A network that opens with Linear(1, H), BNTT, LIF (a pixel sequence: sMNIST) runs those three
     as one scan in training passes nobody observes, unless ``fuse_input`` is False: the current
     is affine in the pixel, so it is never stored (``layers/input_block.py``); the results equal
-    the layer-by-layer ones to rounding. And in a backward nobody observes, a Linear directly
+    the layer-by-layer ones to rounding; when a Linear follows the block, the block hands it
+    its spikes as bits, never as floats, unless ``input_bits`` is False (``Linear.forward_from_bits``;
+    bit for bit the same). And in a backward nobody observes, a Linear directly
     after LIF neurons computes ∂L/∂spikes only where their surrogate is nonzero
     (``kernels/sparse_grad.py``): the gradients below are the same, to rounding. A network that
     ends in LIF then Readout runs the two as one scan in passes nobody observes, unless
@@ -47,7 +49,7 @@ class Sequential:
     ``(i, "main", j)``, ``(i, "shortcut", j)``, ``(i, "neuron")``.
     """
 
-    def __init__(self, *layers, spec=None, pair=True, fuse_input=True, fuse_readout=True):
+    def __init__(self, *layers, spec=None, pair=True, fuse_input=True, input_bits=True, fuse_readout=True):
         self.layers = list(layers)
         self.spec = spec
         self.workspace = Workspace()
@@ -55,13 +57,17 @@ class Sequential:
         self._current_dtype = {}     # pair index -> dtype of its current in the last forward
         self._input_block = fuse_input and len(layers) > 3 and input_block.is_input_block(*layers[:3])
         self._input_saved = None     # what the fused input block's backward needs, after a fused forward
+        self._input_bits = self._input_block and input_bits and type(layers[3]) is Linear
         self._readout_tail = fuse_readout and len(layers) > 1 and lif_readout.is_lif_readout(*layers[-2:])
 
     def forward(self, x, train=True, observe=None):
         start, self._input_saved = 0, None
         if self._input_block and train and observe is None:
-            x, self._input_saved = input_block.forward(*self.layers[:3], x)
+            T, B = x.shape[:2]
+            x, self._input_saved = input_block.forward(*self.layers[:3], x, as_bits=self._input_bits)
             start = 3
+            if self._input_bits:    # the spikes as bits, straight into the Linear after the block
+                x, start = self.layers[3].forward_from_bits(x, (T, B)), 4
         tail = len(self.layers)
         if self._readout_tail and observe is None and tail - 2 >= start:   # not LIF of the input block
             tail -= 2

@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minisnn.gradcheck import layer_gradients, max_relative_error
-from minisnn.kernels.events import NO_PATTERN, ROWS, event_matmul, event_weight_grad, grad_chunks, pattern_bytes
+from minisnn.kernels.events import (NO_PATTERN, ROWS, bits_matmul, event_matmul, event_weight_grad, grad_chunks,
+                                    pack_bits, pattern_bytes)
 from minisnn.layers import Linear
 from minisnn.layers.linear import EVENT_DENSITY
 
@@ -69,6 +70,27 @@ def test_spikes_kept_as_bits_give_the_same_gradient_bit_for_bit(N, n_in, n_out, 
     assert event_matmul(x, np.ascontiguousarray(W.T), y, pattern)
     np.testing.assert_array_equal(pattern, np.packbits(x != 0, axis=1, bitorder="little"))
     np.testing.assert_array_equal(event_weight_grad(dy, x[:0], chunks, pattern), event_weight_grad(dy, x, chunks, NO_PATTERN))
+
+
+@settings(deadline=None, max_examples=30)
+@given(N=st.integers(1, 2 * ROWS + 7), n_in=st.integers(1, 40), n_out=st.integers(1, 20),
+       density=st.sampled_from([0.0, 0.05, 0.3, 1.0]), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2**32 - 1))
+def test_the_product_from_bits_alone_equals_the_product_from_the_spikes_bit_for_bit(N, n_in, n_out, density, dtype, seed):
+    """bits_matmul sees only a binary x's bits (as pack_bits writes them a row at a time) and
+    must make event_matmul's y exactly."""
+    rng = np.random.default_rng(seed)
+    x = sparse_input(rng, (N, n_in), density, dtype, binary=True)
+    Wt = np.ascontiguousarray(rng.normal(size=(n_out, n_in)).astype(dtype).T)
+    y = np.empty((N, n_out), dtype=dtype)
+    event_matmul(x, Wt, y, NO_PATTERN)
+    pattern = np.full((N, pattern_bytes(n_in)), 0xFF, dtype=np.uint8)     # pack_bits must not need zeros
+    for n in range(N):
+        pack_bits(x[n], pattern[n])
+    np.testing.assert_array_equal(pattern, np.packbits(x != 0, axis=1, bitorder="little"))
+    y_bits = np.full((N, n_out), np.nan, dtype=dtype)
+    bits_matmul(pattern, Wt, y_bits)
+    np.testing.assert_array_equal(y_bits, y)
 
 
 def test_linear_keeps_spikes_as_bits_and_other_inputs_as_they_are():

@@ -92,6 +92,32 @@ def test_only_the_exact_arrangement_in_training_unobserved_is_fused():
     assert net._input_saved is None and net.layers[2]._saved_membrane is None
 
 
+@settings(deadline=None, max_examples=20)
+@given(T=st.integers(1, 6), B=st.integers(2, 30), H=st.integers(2, 40), event_driven=st.sampled_from(["auto", True, False]),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1))
+def test_spikes_handed_to_the_next_linear_as_bits_change_nothing(T, B, H, event_driven, dtype, seed):
+    """The fused block writing its spikes as bits for the Linear after it (``input_bits``) gives
+    the same logits, statistics and gradients bit for bit as the block writing float spikes, on
+    the event-driven path and on BLAS's (the bits unpacked)."""
+    rng = np.random.default_rng(seed)
+    x = (rng.random((T, B, 1)) * 3 - 0.5).astype(dtype)
+    dlogits = rng.standard_normal((B, 3)).astype(dtype)
+    results = []
+    for bits in (True, False):
+        layers = build(T, H, "soft", True, "triangle", 0.9, seed, True, dtype=dtype).layers
+        layers[3].event_driven = event_driven
+        net = Sequential(*layers, input_bits=bits)
+        assert net._input_bits == bits
+        net.zero_grad()
+        logits = net.forward(x, train=True)
+        if bits and event_driven is True:
+            assert layers[3]._saved_pattern is not None and layers[3]._saved_x is None
+        net.backward(dlogits, input_grad=False)
+        results.append([logits, layers[4].running_mean, *[p.grad.copy() for p in net.parameters()]])
+    for with_bits, with_floats in zip(*results):
+        np.testing.assert_array_equal(with_bits, with_floats)
+
+
 def test_a_bntt_built_for_fewer_steps_refuses_the_input():
     net = build(3, 4, "soft", True, "triangle", 0.9, 0, True)
     with pytest.raises(ValueError, match="3 time steps"):

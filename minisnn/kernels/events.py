@@ -81,6 +81,18 @@ def event_matmul(x, weight_t, y, pattern):
 
 
 @njit(cache=True, inline="always")
+def pack_bits(row, bits):
+    """Bit j of ``bits`` (uint8, ⌈len(row)/8⌉ bytes) = row[j] ≠ 0: one row of the pattern
+    ``event_matmul`` writes, but a byte at a time, so ``bits`` need not be zeroed first."""
+    n = row.shape[0]
+    for k in range(bits.shape[0]):
+        byte = 0
+        for j in range(8 * k, min(8 * k + 8, n)):
+            byte |= np.int64(row[j] != 0) << (j - 8 * k)
+        bits[k] = byte
+
+
+@njit(cache=True, inline="always")
 def _set_bits(bits, n_in, idx):
     """Write the indices of the set bits of one pattern row into ``idx``, ascending; return how
     many (branch-free, as ``_nonzero_columns``)."""
@@ -89,6 +101,31 @@ def _set_bits(bits, n_in, idx):
         idx[count] = j
         count += (bits[j >> 3] >> (j & 7)) & 1
     return count
+
+
+@njit(parallel=True, cache=True)
+def bits_matmul(pattern, weight_t, y):
+    """y = x·Wᵀ for a binary x given only as its bits ``pattern`` ``[N, ⌈in/8⌉]``: for each set
+    bit j of row n, add Wᵀ[j] into y[n] — the additions ``event_matmul`` makes on x itself, in
+    the same order (its a·Wᵀ[j] is Wᵀ[j] exactly when a = 1), so the same y bit for bit.
+
+    Lets a LIF scan hand the next Linear its spikes as bits (``kernels/input_lif.py``) instead
+    of a float32 array 32 times the size that this layer would only read to find the bits.
+    """
+    N = pattern.shape[0]
+    n_in, n_out = weight_t.shape
+    blocks = (N + ROWS - 1) // ROWS
+    for blk in prange(blocks):
+        idx = np.empty(n_in + 1, dtype=np.int64)
+        acc = np.empty(n_out, dtype=y.dtype)
+        for n in range(blk * ROWS, min((blk + 1) * ROWS, N)):
+            count = _set_bits(pattern[n], n_in, idx)
+            acc[:] = 0
+            for c in range(count):
+                w = weight_t[idx[c]]
+                for k in range(n_out):
+                    acc[k] += w[k]
+            y[n] = acc
 
 
 @njit(parallel=True, cache=True)

@@ -15,6 +15,7 @@ own (``[blocks, 2, T, H]``, summed in a fixed order afterwards: the same on ever
 import numpy as np
 from numba import njit, prange
 
+from .events import pack_bits
 from .lif import integrate_fire, membrane_grad
 
 SAMPLES = 16    # samples per parallel task: their state (2 × 16 × 256 floats) stays in L1
@@ -27,28 +28,36 @@ def sample_blocks(batch):
 
 
 @njit(parallel=True, cache=True)
-def input_lif_forward(x, scale, shift, leak, threshold, hard_reset, spikes, membrane):
+def input_lif_forward(x, scale, shift, leak, threshold, hard_reset, spikes, membrane, pattern):
     """``lif_scan_forward`` with the current I_tbn = a_tn·x_tb + c_tn.
 
-    x ``[T, B]``, scale a and shift c ``[T, H]`` (the dtype of the scan); writes spikes o and
-    membrane u into the given ``[T, B·H]`` arrays and returns them.
+    x ``[T, B]``, scale a and shift c ``[T, H]`` (the dtype of the scan); writes the membrane u
+    into the given ``[T, B·H]`` array, and the spikes o either into ``spikes`` ``[T, B·H]`` or,
+    when ``pattern`` has rows, as bits into ``pattern`` ``[T·B, ⌈H/8⌉]`` (row t·B + b: the
+    pattern ``events.event_matmul`` would make of them for the next Linear) and not at all as
+    floats (``spikes`` is then not touched).
     """
     T, B = x.shape
     H = scale.shape[1]
+    bits = pattern.shape[0] > 0
     for blk in prange(sample_blocks(B)):
         b0 = blk * SAMPLES
         b1 = min(b0 + SAMPLES, B)
         v = np.zeros((b1 - b0) * H, dtype=membrane.dtype)
+        row = np.empty(H, dtype=membrane.dtype)     # one sample's spikes, packed into bits at once
         for t in range(T):
             a, c = scale[t], shift[t]
             for b in range(b0, b1):
                 xb = x[t, b]
                 state = v[(b - b0) * H:(b - b0 + 1) * H]
-                u_out, o_out = membrane[t, b * H:(b + 1) * H], spikes[t, b * H:(b + 1) * H]
+                u_out = membrane[t, b * H:(b + 1) * H]
+                o_out = row if bits else spikes[t, b * H:(b + 1) * H]
                 for n in range(H):
                     u_out[n], o_out[n], state[n] = integrate_fire(state[n], a[n] * xb + c[n], leak,
                                                                   threshold, hard_reset)
-    return spikes, membrane
+                if bits:
+                    pack_bits(row, pattern[t * B + b])
+    return membrane
 
 
 @njit(parallel=True, cache=True)

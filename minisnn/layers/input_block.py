@@ -29,6 +29,7 @@ to rounding (``tests/test_input_block.py``).
 """
 import numpy as np
 
+from ..kernels.events import NO_PATTERN, pattern_bytes
 from ..kernels.input_lif import input_lif_backward, input_lif_forward, sample_blocks
 from .lif import LIF, spike_gradient_rows
 from .linear import Linear
@@ -44,9 +45,12 @@ def is_input_block(linear, bntt, lif):
             and type(bntt) is BNTT and type(lif) is LIF)
 
 
-def forward(linear, bntt, lif, x):
+def forward(linear, bntt, lif, x, as_bits=False):
     """Training forward of the three layers on x ``[T, B, 1]``: spikes ``[T, B, H]`` (a fresh
-    array) and what ``backward`` needs. Updates BNTT's running statistics as its forward does."""
+    array) and what ``backward`` needs. Updates BNTT's running statistics as its forward does.
+
+    ``as_bits``: the spikes as their bits ``[T·B, ⌈H/8⌉]`` uint8 instead (for the next Linear's
+    ``forward_from_bits``; ``kernels/events.py``), never written as floats."""
     T, B = x.shape[:2]
     bntt.check_input(x.shape[:2] + (linear.out_features,))
     dtype = linear.weight.data.dtype
@@ -62,10 +66,14 @@ def forward(linear, bntt, lif, x):
     H = linear.out_features
     membrane = lif.workspace.get("membrane", (T, B * H), dtype)
     cast = dtype.type
-    spikes, _ = input_lif_forward(pixels, a.astype(dtype), c.astype(dtype), cast(lif.leak), cast(lif.threshold),
-                                  lif.reset == "hard", np.empty((T, B * H), dtype), membrane)
+    if as_bits:
+        spikes, pattern = np.empty((0, 0), dtype), np.empty((T * B, pattern_bytes(H)), np.uint8)
+    else:
+        spikes, pattern = np.empty((T, B * H), dtype), NO_PATTERN
+    input_lif_forward(pixels, a.astype(dtype), c.astype(dtype), cast(lif.leak), cast(lif.threshold),
+                      lif.reset == "hard", spikes, membrane, pattern)
     lif._saved_membrane = membrane
-    return spikes.reshape(T, B, H), (pixels, m, v, s)
+    return (pattern if as_bits else spikes.reshape(T, B, H)), (pixels, m, v, s)
 
 
 def backward(linear, bntt, lif, saved, workspace, dy, observe=None, input_grad=True):

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..init import xavier_uniform
-from ..kernels.events import NO_PATTERN, event_matmul, event_weight_grad, grad_chunks, pattern_bytes
+from ..kernels.events import NO_PATTERN, bits_matmul, event_matmul, event_weight_grad, grad_chunks, pattern_bytes
 from ..kernels.sparse_grad import supported_input_grad
 from .base import Layer, Parameter
 
@@ -47,16 +47,19 @@ class Linear(Layer):
         self._saved_events = False
         self._saved_pattern = None
 
-    def _use_events(self, x2):
+    def _use_events(self, dtype, density):
+        """Events or BLAS for an input of ``dtype`` whose fraction of nonzeros is ``density()``
+        (called only if the choice depends on it)."""
+        if dtype != self.weight.data.dtype:
+            return False
         if self.event_driven == "auto":
-            return (self.in_features > 1 and x2.dtype == self.weight.data.dtype
-                    and input_density(x2) < EVENT_DENSITY)
-        return bool(self.event_driven) and x2.dtype == self.weight.data.dtype
+            return self.in_features > 1 and density() < EVENT_DENSITY
+        return bool(self.event_driven)
 
     def forward(self, x, train=True):
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        events = self._use_events(x2)
+        events = self._use_events(x2.dtype, lambda: input_density(x2))
         pattern = None
         if events:
             x2 = np.ascontiguousarray(x2)
@@ -71,6 +74,23 @@ class Linear(Layer):
         if self.bias is not None:
             y += self.bias.data
         self._saved_x, self._saved_events, self._saved_pattern = (None if pattern is not None else x2), events, pattern
+        return y.reshape(*lead, self.out_features)
+
+    def forward_from_bits(self, pattern, lead):
+        """``forward`` of a binary x ``[*lead, in]`` given only as its bits ``[N, ⌈in/8⌉]``
+        (N = prod(lead); ``kernels/events.py``), as the fused input block writes them: the same
+        y, and the same state for backward, as ``forward(x)``, without x's floats ever written.
+        The layer makes the same events-or-BLAS choice, from the same rows; for BLAS it unpacks x.
+        """
+        n, dtype = pattern.shape[0], self.weight.data.dtype
+        unpack = lambda bits: np.unpackbits(bits, axis=1, count=self.in_features, bitorder="little")  # noqa: E731
+        if not self._use_events(dtype, lambda: input_density(unpack(pattern[::max(1, n // 1024)]))):
+            return self.forward(unpack(pattern).astype(dtype).reshape(*lead, self.in_features))
+        y = np.empty((n, self.out_features), dtype=dtype)
+        bits_matmul(pattern, np.ascontiguousarray(self.weight.data.T), y)
+        if self.bias is not None:
+            y += self.bias.data
+        self._saved_x, self._saved_events, self._saved_pattern = None, True, pattern
         return y.reshape(*lead, self.out_features)
 
     def backward(self, dy, support=None):
